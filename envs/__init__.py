@@ -1,0 +1,3 @@
+"""metarl's built-in task families; importing this package registers them all."""
+
+from envs import bandit  # noqa: F401

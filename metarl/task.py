@@ -1,0 +1,165 @@
+"""Tasks and task families: the values and distributions every part of metarl shares.
+
+A *task* is a small frozen dataclass (a goal, a set of arm probabilities, a mass).
+A *family* is a distribution over tasks with three splits (``train``, ``test``, ``ood``)
+and the means to build environments (RL) or episodes (supervised) for any task.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import typing
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+
+SPLITS: tuple[str, ...] = ("train", "test", "ood")
+"""The three splits every family documents."""
+
+Split = Literal["train", "test", "ood"]
+
+T = TypeVar("T", bound="Task")
+
+
+def _freeze(value: Any) -> Any:
+    """Turn JSON lists (and numpy arrays) back into hashable nested tuples."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """Base class of all tasks: a frozen, hashable, JSON round-trippable value.
+
+    Subclasses are frozen dataclasses whose fields are numbers, strings or (nested)
+    tuples of them. ``Task.from_json(task.to_json()) == task`` holds exactly, because
+    Python's ``json`` writes floats with ``repr`` precision.
+    """
+
+    def __post_init__(self) -> None:
+        # Arrays and lists would make the task unhashable and mutable; store tuples.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            frozen = _freeze(value)
+            if frozen is not value:
+                object.__setattr__(self, f.name, frozen)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: the task's type name and its fields."""
+        return {"type": type(self).__name__, **dataclasses.asdict(self)}
+
+    def dumps(self) -> str:
+        """The task as a JSON string."""
+        return json.dumps(self.to_json())
+
+    @classmethod
+    def from_json(cls: type[T], data: dict[str, Any] | str) -> T:
+        """Rebuild a task from :meth:`to_json` output (a dict or a JSON string)."""
+        if isinstance(data, str):
+            data = json.loads(data)
+        data = dict(data)
+        type_name = data.pop("type", cls.__name__)
+        if type_name != cls.__name__:
+            raise ValueError(f"JSON describes a {type_name}, not a {cls.__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown fields for {cls.__name__}: {sorted(unknown)}")
+        return cls(**{k: _freeze(v) for k, v in data.items()})
+
+
+def check_split(split: str) -> str:
+    """Return ``split`` if it is one of :data:`SPLITS`, else raise a helpful error."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return split
+
+
+def task_rng(seed: int, split: str) -> np.random.Generator:
+    """The generator that samples ``split``'s tasks for a given seed.
+
+    Each split has its own child stream of ``SeedSequence(seed)``, so train, test and
+    ood tasks are drawn from disjoint, independent streams: a test task is never a
+    train task drawn twice, whatever the number of tasks sampled.
+    """
+    index = SPLITS.index(check_split(split))
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7919, index)))
+
+
+class TaskFamily(abc.ABC):
+    """A distribution over tasks with ``train``, ``test`` and ``ood`` splits.
+
+    Concrete families are frozen dataclasses whose fields are the family's keyword
+    arguments (e.g. the bandit's ``k`` and ``n``); the CLIs build flags from them.
+    """
+
+    kind: ClassVar[Literal["rl", "supervised"]]
+    task_type: ClassVar[type[Task]]
+
+    @property
+    def family_id(self) -> str:
+        """The registry id this family was made under (empty if built directly)."""
+        return getattr(self, "_family_id", "")
+
+    def kwargs(self) -> dict[str, Any]:
+        """The family's keyword arguments, as passed to the registry."""
+        if dataclasses.is_dataclass(self):
+            return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        return {}
+
+    def sample_tasks(
+        self, n: int, split: str = "train", rng: np.random.Generator | None = None
+    ) -> list[Task]:
+        """Draw ``n`` tasks of ``split`` from ``rng``.
+
+        Args:
+            n: number of tasks.
+            split: ``"train"``, ``"test"`` or ``"ood"``.
+            rng: the generator to draw from; ``None`` uses ``task_rng(0, split)`` so a
+                call without a generator is still reproducible. Global random state is
+                never touched.
+        """
+        check_split(split)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if rng is None:
+            rng = task_rng(0, split)
+        return self._sample_tasks(n, split, rng)
+
+    @abc.abstractmethod
+    def _sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[Task]:
+        """Draw ``n`` tasks of a validated split."""
+
+    def validate_task(self, task: Task) -> Task:
+        """Raise if ``task`` does not belong to this family (wrong type or shape)."""
+        if not isinstance(task, self.task_type):
+            raise TypeError(
+                f"{type(self).__name__} expects {self.task_type.__name__} tasks, "
+                f"got {type(task).__name__}"
+            )
+        return task
+
+    def task_from_json(self, data: dict[str, Any] | str) -> Task:
+        """Rebuild one of this family's tasks from JSON."""
+        return self.validate_task(self.task_type.from_json(data))
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """The ``help`` metadata of a dataclass's fields (used for CLI flags and docs)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def resolved_hints(cls: type) -> dict[str, Any]:
+    """Type hints of a dataclass with string annotations resolved."""
+    return typing.get_type_hints(cls)
+
+
+def as_list(tasks: Sequence[Task]) -> list[dict[str, Any]]:
+    """A list of tasks as JSON dicts."""
+    return [t.to_json() for t in tasks]
