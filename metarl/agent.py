@@ -68,6 +68,7 @@ class IterationStats:
     env_steps: int
     scalars: dict[str, float]
     curve: EvalResult | None = None  # the training rollouts' adaptation curve, if any
+    headline: dict[str, float] = dataclasses.field(default_factory=dict)  # shown on the progress bar
 
 
 class Agent(abc.ABC):
@@ -82,6 +83,7 @@ class Agent(abc.ABC):
     config_class: ClassVar[type]
     kind: ClassVar[str] = "rl"
     learns: ClassVar[bool] = True
+    default_env: ClassVar[str] = "metarl/Bandit-v0"
 
     def __init__(self, config: Any, family: TaskFamily, seed: int = 0, device: torch.device | str = "cpu"):
         if family.kind != self.kind and self.kind != "any":

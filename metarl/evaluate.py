@@ -1,0 +1,94 @@
+"""``python -m metarl.evaluate``: adaptation curves and scores on held-out tasks.
+
+    python -m metarl.evaluate RUN_DIR --split test             # a trained run
+    python -m metarl.evaluate --algo thompson --env metarl/Bandit-v0 --k 5 --n 100 --json out.json
+
+Writes a JSON report (keys in DESIGN.md) and a PNG plot of the adaptation curve, and
+prints a summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from metarl.cli import (
+    EvalConfig,
+    RunConfig,
+    UsageError,
+    family_default,
+    first_pass,
+    from_dict,
+    parse_sections,
+    resolve_algo_and_env,
+    run_cli,
+)
+from metarl.registry import algo_spec, family_spec
+from metarl.task import task_rng
+from metarl.trainer import CHECKPOINT, load_checkpoint, read_run_config, setup_torch, write_eval
+
+PROG = "python -m metarl.evaluate"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, evaluate, write the report; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first, rest = first_pass(PROG, argv, positional_run=True)
+    if first.run_dir:
+        if first.algo or first.env or first.config:
+            raise UsageError("give either RUN_DIR or --algo/--env, not both")
+        run_dir = Path(first.run_dir)
+        cfg = read_run_config(run_dir)
+        agent_cls = algo_spec(cfg["algo"]).load()
+        family = family_default(cfg["env"], cfg.get("family", {}))
+        agent_config = from_dict(agent_cls.config_class, cfg.get("agent", {}), f"{run_dir}/config.json")
+        ev: EvalConfig = parse_sections(PROG, f"Evaluate the run {run_dir}.", {"eval": EvalConfig()}, rest)["eval"]
+        run = from_dict(RunConfig, cfg.get("run", {}), f"{run_dir}/config.json")
+        device = setup_torch(run)
+        agent = agent_cls(agent_config, family, seed=run.seed, device=device)
+        agent.load_state_dict(load_checkpoint(run_dir / "checkpoints" / CHECKPOINT)["agent"])
+        default_json = run_dir / "eval" / f"{ev.split}.json"
+    else:
+        if not first.algo:
+            raise UsageError("give a run directory (RUN_DIR) or a baseline with --algo NAME --env ID")
+        agent_cls, env_id = resolve_algo_and_env(first.algo, first.env, {})
+        if agent_cls.learns:
+            raise UsageError(
+                f"{agent_cls.name} learns: train it with python -m metarl.train --algo {agent_cls.name} "
+                f"--env {env_id}, then evaluate the run directory"
+            )
+        sections = parse_sections(
+            PROG,
+            f"Evaluate the baseline {agent_cls.name} on {env_id}.",
+            {"eval": EvalConfig(), "agent": agent_cls.config_class(), "env": family_default(env_id)},
+            rest,
+        )
+        ev, family = sections["eval"], sections["env"]
+        object.__setattr__(family, "_family_id", family_spec(env_id).id)
+        agent = agent_cls(sections["agent"], family, seed=ev.seed)
+        default_json = None
+    tasks = family.sample_tasks(ev.num_tasks, ev.split, task_rng(ev.seed, ev.split))
+    result = agent.evaluate(tasks, seed=ev.seed)
+    report = result.report(family.family_id, agent_cls.name, ev.split)
+    report["family_kwargs"] = family.kwargs()
+    json_path = Path(ev.json) if ev.json else default_json
+    if json_path is not None:
+        png = Path(ev.plot) if ev.plot else json_path.with_suffix(".png")
+        write_eval(result, report, json_path, png, f"{family.family_id} {agent_cls.name} ({ev.split}, {len(tasks)} tasks)")
+        print(f"wrote {json_path} and {png}", file=sys.stderr)
+    print(summary(report))
+    return 0
+
+
+def summary(report: dict[str, Any]) -> str:
+    """A one-line human summary followed by the report's score as JSON."""
+    s = report["score"]
+    head = (f"{report['algo']} on {report['family']} ({report['split']}, {report['num_tasks']} tasks): "
+            f"{report['score_name']} = {s['mean']:.4g} ± {s['ci95']:.2g} (95% CI)")
+    return head + "\n" + json.dumps({k: report[k] for k in ("family", "algo", "split", "num_tasks", "score_name", "score")})
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,87 @@
+"""``python -m metarl.train``: meta-train an algorithm on a task family.
+
+    python -m metarl.train --algo rl2                         # RL² on the 5-armed bandit
+    python -m metarl.train --algo rl2 --env metarl/Bandit-v0 --k 10 --seed 1
+    python -m metarl.train --resume runs/metarl-Bandit-v0__rl2__s0__20260101-120000
+    python -m metarl.train --algo rl2 --help                  # every flag, its default and meaning
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from metarl.cli import (
+    RunConfig,
+    UsageError,
+    family_default,
+    first_pass,
+    from_dict,
+    load_config_file,
+    parse_sections,
+    resolve_algo_and_env,
+    run_cli,
+)
+from metarl.registry import algo_spec, family_spec
+from metarl.trainer import Trainer, config_json, new_run_dir, read_run_config, setup_torch
+
+PROG = "python -m metarl.train"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, then train (or resume) a run; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first, rest = first_pass(PROG, argv)
+    if first.resume:
+        if rest or first.algo or first.env or first.config:
+            raise UsageError("--resume RUN_DIR takes no other flags: the run continues with its saved config.json")
+        return resume(Path(first.resume))
+    config = load_config_file(first.config) if first.config else {}
+    agent_cls, env_id = resolve_algo_and_env(first.algo, first.env, config)
+    if not agent_cls.learns:
+        raise UsageError(
+            f"{agent_cls.name} is a non-learning baseline; evaluate it with "
+            f"python -m metarl.evaluate --algo {agent_cls.name} --env {env_id}"
+        )
+    same_env = config.get("env", env_id) == env_id
+    sections = parse_sections(
+        PROG,
+        f"Train {agent_cls.name} on {env_id}. Algorithm flags come from {agent_cls.config_class.__name__}, "
+        f"family flags from {family_spec(env_id).load().__name__}.",
+        {
+            "run": from_dict(RunConfig, config.get("run", {}), "the run section of --config"),
+            "agent": from_dict(agent_cls.config_class, config.get("agent", {}), "the agent section of --config"),
+            "env": family_default(env_id, config.get("family", {}) if same_env else {}),
+        },
+        rest,
+    )
+    family = sections["env"]
+    object.__setattr__(family, "_family_id", family_spec(env_id).id)
+    run: RunConfig = sections["run"]
+    device = setup_torch(run)
+    run_dir = new_run_dir(run.logdir, family.family_id, agent_cls.name, run.seed)
+    cfg = config_json(agent_cls.name, env_id, family, sections["agent"], run, argv)
+    (run_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    agent = agent_cls(sections["agent"], family, seed=run.seed, device=device)
+    print(f"run directory: {run_dir}\nwatch it with: tensorboard --logdir {run.logdir}", file=sys.stderr)
+    return Trainer(agent, agent_cls.name, run, run_dir).train()
+
+
+def resume(run_dir: Path) -> int:
+    """Continue a run from its latest checkpoint with its saved config."""
+    cfg = read_run_config(run_dir)
+    agent_cls = algo_spec(cfg["algo"]).load()
+    family = family_default(cfg["env"], cfg.get("family", {}))
+    agent_config = from_dict(agent_cls.config_class, cfg.get("agent", {}), f"{run_dir}/config.json")
+    run = from_dict(RunConfig, cfg.get("run", {}), f"{run_dir}/config.json")
+    device = setup_torch(run)
+    agent = agent_cls(agent_config, family, seed=run.seed, device=device)
+    trainer = Trainer(agent, agent_cls.name, run, run_dir)
+    trainer.restore()
+    print(f"resuming {run_dir} at iteration {trainer.iteration}", file=sys.stderr)
+    return trainer.train(resumed=True)
+
+
+if __name__ == "__main__":
+    run_cli(main)
