@@ -133,13 +133,17 @@ def parse_sections(
 def first_pass(prog: str, argv: list[str], positional_run: bool = False) -> tuple[argparse.Namespace, list[str]]:
     """Pick out the flags that decide which other flags exist: algo, env, config, resume."""
     parser = argparse.ArgumentParser(prog=prog, add_help=False)
-    if positional_run:
-        parser.add_argument("run_dir", nargs="?", default=None)
+    run_dir = None
+    if positional_run and argv and not argv[0].startswith("-"):
+        # Only a leading bare word is the run directory: "--k 3" must not lend its value.
+        run_dir, argv = argv[0], argv[1:]
     parser.add_argument("--algo", default=None)
     parser.add_argument("--env", default=None)
     parser.add_argument("--config", default=None)
     parser.add_argument("--resume", default=None)
-    return parser.parse_known_args(argv)
+    first, rest = parser.parse_known_args(argv)
+    first.run_dir = run_dir
+    return first, rest
 
 
 def family_default(env_id: str, overrides: dict[str, Any] | None = None) -> TaskFamily:

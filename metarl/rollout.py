@@ -40,6 +40,7 @@ class TrialTracker:
         self.episode = np.zeros(num_envs, dtype=np.int64)
         self.returns = np.zeros((num_envs, episodes))
         self.lengths = np.zeros((num_envs, episodes), dtype=np.int64)
+        self._all = np.arange(num_envs)
 
     @property
     def active(self) -> np.ndarray:
@@ -54,11 +55,8 @@ class TrialTracker:
     def record(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
         """Book one step; return the mask of sub-envs for which the step counted."""
         active = self.active
-        if active.all():
-            rows, eps = slice(None), self.episode
-        else:
-            rows = np.flatnonzero(active)
-            eps = self.episode[rows]
+        rows = self._all if active.all() else np.flatnonzero(active)
+        eps = self.episode[rows]
         self.returns[rows, eps] += rewards[rows]
         self.lengths[rows, eps] += 1
         self.episode += dones & active

@@ -1,0 +1,319 @@
+"""RL²: a recurrent policy that learns to adapt within its hidden state (Duan et al. 2016).
+
+At every step the policy reads the observation, the previous action (one-hot for discrete
+actions, raw for continuous ones), the previous reward and the episode-done flag. Its
+hidden state persists across all episodes of a trial and is reset only at a trial's
+start, so what it learns about the task in one episode carries into the next. The outer
+loop is PPO over whole trials: the trial is the RL episode, so GAE bootstraps across the
+episode ends inside a trial (section 2.2), and each minibatch holds whole trials for
+back-propagation through time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from torch import nn
+
+from metarl.agent import IterationStats, TrialAgent, trial_eval_result
+from metarl.batched import RLFamily
+from metarl.pg import clipped_value_loss, gae, masked_mean, normalize, ppo_loss
+from metarl.rollout import TrialTracker
+from metarl.task import task_rng
+
+
+@dataclasses.dataclass(frozen=True)
+class RL2Config:
+    """RL² with a PPO outer loop. Defaults reproduce the bandit results of the RL² paper."""
+
+    total_env_steps: int = dataclasses.field(default=30_000_000, metadata={"help": "training budget in environment steps"})
+    num_trials: int = dataclasses.field(default=1024, metadata={"help": "trials per iteration, stepping in lockstep (one task each)"})
+    trial_episodes: int = dataclasses.field(default=0, metadata={"help": "episodes per trial (0: the family's default)"})
+    cell: Literal["gru", "lstm"] = dataclasses.field(default="gru", metadata={"help": "recurrent cell"})
+    hidden_size: int = dataclasses.field(default=128, metadata={"help": "recurrent state size"})
+    lr: float = dataclasses.field(default=1e-3, metadata={"help": "Adam learning rate"})
+    gamma: float = dataclasses.field(default=1.0, metadata={"help": "discount over the whole trial"})
+    gae_lambda: float = dataclasses.field(default=0.3, metadata={"help": "GAE lambda"})
+    clip: float = dataclasses.field(default=0.2, metadata={"help": "PPO ratio clip"})
+    epochs: int = dataclasses.field(default=2, metadata={"help": "PPO epochs per iteration"})
+    minibatches: int = dataclasses.field(default=4, metadata={"help": "minibatches (of whole trials) per epoch"})
+    entropy_coef: float = dataclasses.field(default=0.01, metadata={"help": "entropy bonus weight"})
+    value_coef: float = dataclasses.field(default=0.5, metadata={"help": "value loss weight"})
+    max_grad_norm: float = dataclasses.field(default=0.5, metadata={"help": "gradient clipping norm"})
+    normalize_advantages: bool = dataclasses.field(default=True, metadata={"help": "normalise advantages per minibatch"})
+    reward_scale: float = dataclasses.field(default=1.0, metadata={"help": "multiply rewards by this for learning"})
+    sample_eval: bool = dataclasses.field(default=True, metadata={"help": "sample actions in evaluation (else the mode)"})
+
+    def __post_init__(self) -> None:
+        positive = ("total_env_steps", "num_trials", "hidden_size", "lr", "epochs", "minibatches")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if self.trial_episodes < 0:
+            raise ValueError(f"--trial-episodes must be >= 0, got {self.trial_episodes}")
+        if self.minibatches > self.num_trials:
+            raise ValueError(f"--minibatches ({self.minibatches}) cannot exceed --num-trials ({self.num_trials})")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError("--gamma and --gae-lambda must lie in [0, 1]")
+
+
+def _space_dim(space: gym.Space) -> int:
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box):
+        return int(np.prod(space.shape))
+    raise TypeError(f"RL² supports Box and Discrete spaces, got {space}")
+
+
+class RL2Net(nn.Module):
+    """A recurrent actor-critic over (obs, previous action, previous reward, done)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: int, cell: str):
+        super().__init__()
+        self.input_dim = obs_dim + act_dim + 2
+        self.discrete = discrete
+        rnn_cls = nn.GRU if cell == "gru" else nn.LSTM
+        self.rnn = rnn_cls(self.input_dim, hidden)
+        self.pi = nn.Linear(hidden, act_dim)
+        self.v = nn.Linear(hidden, 1)
+        nn.init.orthogonal_(self.pi.weight, 0.01)
+        nn.init.zeros_(self.pi.bias)
+        self.log_std = nn.Parameter(torch.full((act_dim,), -0.5)) if not discrete else None
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Policy head output and value for a ``[T, N, input]`` sequence."""
+        feat, state = self.rnn(x, state)
+        return self.pi(feat), self.v(feat).squeeze(-1), state
+
+    def log_prob_entropy(self, head: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of ``actions`` and the entropy of the action distribution."""
+        if self.discrete:
+            logp = torch.log_softmax(head, dim=-1)
+            return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), -(logp.exp() * logp).sum(-1)
+        assert self.log_std is not None
+        z = (actions - head) / self.log_std.exp()
+        logp = (-0.5 * z**2 - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        entropy = (self.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum().expand(head.shape[:-1])
+        return logp, entropy
+
+    def sample(self, head: torch.Tensor, greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action and its log-probability."""
+        if self.discrete:
+            logp_all = torch.log_softmax(head, dim=-1)
+            if greedy:
+                action = head.argmax(-1)
+            else:  # Gumbel-max: one uniform draw per logit, no distribution object on the hot path
+                u = torch.rand_like(head).clamp_(1e-10, 1.0)
+                action = (logp_all - torch.log(-torch.log(u))).argmax(-1)
+            return action, logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        assert self.log_std is not None
+        action = head if greedy else head + self.log_std.exp() * torch.randn_like(head)
+        return action, self.log_prob_entropy(head, action)[0]
+
+
+class RL2Policy:
+    """RL²'s acting side (a :class:`~metarl.rollout.TrialPolicy`): builds each step's
+    input from the last action, reward and done flag, and carries the hidden state
+    through the trial."""
+
+    def __init__(self, net: RL2Net, obs_space: gym.Space, act_space: gym.Space, device: torch.device, greedy: bool = False):
+        self.net, self.device, self.greedy = net, device, greedy
+        self.obs_space, self.act_space = obs_space, act_space
+        self.obs_dim, self.act_dim = _space_dim(obs_space), _space_dim(act_space)
+        self.state: Any = None
+        self.x: torch.Tensor | None = None
+
+    def begin_trial(self, num_envs: int) -> None:
+        """Reset the hidden state and the previous action/reward/done inputs."""
+        self.state = None  # zeros: the recurrent modules start from a zero state
+        self.x = torch.zeros(num_envs, self.net.input_dim, device=self.device)
+
+    def write_obs(self, obs: np.ndarray) -> torch.Tensor:
+        """Put ``obs`` into the input row and return the full input ``[N, input]``."""
+        assert self.x is not None
+        o = torch.as_tensor(obs, device=self.device)
+        if isinstance(self.obs_space, gym.spaces.Discrete):
+            self.x[:, : self.obs_dim] = nn.functional.one_hot(o.long(), self.obs_dim).float()
+        else:
+            self.x[:, : self.obs_dim] = o.reshape(len(o), -1).float()
+        return self.x
+
+    @torch.no_grad()
+    def step(self, obs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Act on ``obs``: returns (input, action, log-prob, value), all ``[N, ...]``."""
+        x = self.write_obs(obs)
+        head, value, self.state = self.net(x[None], self.state)
+        action, logp = self.net.sample(head[0], greedy=self.greedy)
+        return x.clone(), action, logp, value[0]
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.step(obs)[1].cpu().numpy()
+
+    def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray) -> None:
+        """Feed the step's action, reward and done flag into the next input."""
+        assert self.x is not None
+        a0 = self.obs_dim
+        a = torch.as_tensor(actions, device=self.device)
+        if isinstance(self.act_space, gym.spaces.Discrete):
+            self.x[:, a0 : a0 + self.act_dim] = nn.functional.one_hot(a.long(), self.act_dim).float()
+        else:
+            low = torch.as_tensor(self.act_space.low, device=self.device)
+            high = torch.as_tensor(self.act_space.high, device=self.device)
+            self.x[:, a0 : a0 + self.act_dim] = torch.maximum(torch.minimum(a.float().reshape(len(a), -1), high), low)
+        self.x[:, -2] = torch.as_tensor(rewards, device=self.device, dtype=torch.float32)
+        self.x[:, -1] = torch.as_tensor(dones, device=self.device, dtype=torch.float32)
+
+
+class RL2(TrialAgent):
+    """RL² (Duan et al. 2016) with a PPO outer loop over batched trials."""
+
+    name: ClassVar[str] = "rl2"
+    config_class: ClassVar[type] = RL2Config
+    kind: ClassVar[str] = "rl"
+    default_env: ClassVar[str] = "metarl/Bandit-v0"
+
+    def __init__(self, config: RL2Config, family: RLFamily, seed: int = 0, device: torch.device | str = "cpu"):
+        super().__init__(config, family, seed, device)
+        self.family: RLFamily = family
+        env = family.make_vec_env(config.num_trials, autoreset_mode=AutoresetMode.SAME_STEP)
+        self.env = env
+        self.obs_space, self.act_space = env.single_observation_space, env.single_action_space
+        discrete = isinstance(self.act_space, gym.spaces.Discrete)
+        torch.manual_seed(seed)
+        self.net = RL2Net(_space_dim(self.obs_space), _space_dim(self.act_space), discrete,
+                          config.hidden_size, config.cell).to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
+        self.task_rng = task_rng(seed, "train")
+        self.env_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+        self.env_steps = 0
+        self.iterations = 0
+        # Returns over a 100-pull trial reach ~100: the value head predicts them normalised
+        # by running statistics, so the value loss cannot drown the policy gradient in the
+        # shared recurrent trunk when gradients are clipped.
+        self.ret_mean, self.ret_std = 0.0, 1.0
+
+    def progress(self) -> float:
+        return min(1.0, self.env_steps / self.config.total_env_steps)
+
+    def trial_policy(self, seed: int) -> RL2Policy:
+        return RL2Policy(self.net, self.obs_space, self.act_space, self.device, greedy=not self.config.sample_eval)
+
+    def _collect(self) -> dict[str, Any]:
+        """Run one trial in each of ``num_trials`` fresh training tasks."""
+        cfg, n = self.config, self.config.num_trials
+        k = self.episodes_per_trial()
+        horizon = k * self.family.max_episode_steps
+        self.env.set_tasks(self.family.sample_tasks(n, "train", self.task_rng))
+        obs, _ = self.env.reset(seed=int(self.env_rng.integers(2**31)))
+        policy = self.trial_policy(0)
+        policy.greedy = False
+        policy.begin_trial(n)
+        tracker = TrialTracker(n, k)
+        dev = self.device
+        xs = torch.zeros(horizon, n, self.net.input_dim, device=dev)
+        acts = torch.zeros((horizon, n) if self.net.discrete else (horizon, n, policy.act_dim), device=dev)
+        logps, values, rewards = (torch.zeros(horizon, n, device=dev) for _ in range(3))
+        active = torch.zeros(horizon, n, dtype=torch.bool, device=dev)
+        t = 0
+        for t in range(horizon):
+            xs[t], a, logps[t], values[t] = policy.step(obs)
+            acts[t] = a
+            a_np = a.cpu().numpy()
+            obs, r, term, trunc, _ = self.env.step(a_np)
+            done = term | trunc
+            act_mask = tracker.record(r, done)
+            policy.observe(a_np, r, done, act_mask)
+            rewards[t] = torch.as_tensor(r * act_mask, device=dev, dtype=torch.float32)
+            active[t] = torch.as_tensor(act_mask, device=dev)
+            if tracker.finished:
+                break
+        steps = t + 1
+        return {"x": xs[:steps], "actions": acts[:steps], "logp": logps[:steps], "values": values[:steps],
+                "rewards": rewards[:steps], "active": active[:steps], "tracker": tracker}
+
+    def train_iteration(self) -> IterationStats:
+        cfg = self.config
+        self.net.train()
+        batch = self._collect()
+        active = batch["active"]
+        values = (batch["values"] * self.ret_std + self.ret_mean) * active  # the head predicts normalised returns
+        # The trial ends after an env's last active step; later steps carry no reward or value.
+        next_active = torch.cat([active[1:], torch.zeros_like(active[:1])])
+        trial_end = active & ~next_active
+        adv, returns = gae(batch["rewards"] * cfg.reward_scale, values, trial_end,
+                           torch.zeros_like(values[0]), cfg.gamma, cfg.gae_lambda)
+        self._update_return_stats(returns[active])
+        targets = (returns - self.ret_mean) / self.ret_std
+        n = cfg.num_trials
+        log: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(n, device=self.device)
+            for mb in perm.chunk(cfg.minibatches):
+                head, v, _ = self.net(batch["x"][:, mb])
+                mask = active[:, mb]
+                logp, entropy = self.net.log_prob_entropy(head, batch["actions"][:, mb])
+                a = adv[:, mb]
+                if cfg.normalize_advantages:
+                    a = normalize(a, mask)
+                pl, diag = ppo_loss(logp, batch["logp"][:, mb], a, cfg.clip, mask)
+                vl = clipped_value_loss(v, v, targets[:, mb], None, mask)
+                ent = masked_mean(entropy, mask)
+                loss = pl + cfg.value_coef * vl - cfg.entropy_coef * ent
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                for key, val in (("policy_loss", pl), ("value_loss", vl), ("entropy", ent),
+                                 ("approx_kl", diag["approx_kl"]), ("clip_fraction", diag["clip_fraction"])):
+                    log[key].append(float(val.detach()))
+        tracker: TrialTracker = batch["tracker"]
+        env_steps = int(tracker.lengths.sum())
+        self.env_steps += env_steps
+        self.iterations += 1
+        with torch.no_grad():
+            resid = (returns - values)[active]
+            explained = 1.0 - float(resid.var() / returns[active].var().clamp_min(1e-8))
+        curve = trial_eval_result(tracker.returns)
+        trial_return = float(curve.scores.mean())
+        scalars = {f"train/{k}": float(np.mean(v)) for k, v in log.items()}
+        scalars.update({"train/trial_return": trial_return, "train/explained_variance": explained})
+        return IterationStats(env_steps, scalars, curve, headline={"return": trial_return})
+
+    def _update_return_stats(self, returns: torch.Tensor, momentum: float = 0.9) -> None:
+        mean, std = float(returns.mean()), float(returns.std().clamp_min(1e-4))
+        if self.iterations == 0:
+            self.ret_mean, self.ret_std = mean, std
+        else:
+            self.ret_mean = momentum * self.ret_mean + (1 - momentum) * mean
+            self.ret_std = momentum * self.ret_std + (1 - momentum) * std
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "ret_mean": self.ret_mean,
+            "ret_std": self.ret_std,
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "env_steps": self.env_steps,
+            "iterations": self.iterations,
+            "task_rng": self.task_rng.bit_generator.state,
+            "env_rng": self.env_rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.ret_mean, self.ret_std = float(state["ret_mean"]), float(state["ret_std"])
+        self.env_steps = int(state.get("env_steps", 0))
+        self.iterations = int(state.get("iterations", 0))
+        if "task_rng" in state:
+            self.task_rng.bit_generator.state = state["task_rng"]
+            self.env_rng.bit_generator.state = state["env_rng"]
+            torch.set_rng_state(state["torch_rng"])

@@ -1,0 +1,83 @@
+"""Policy-gradient math shared by every RL agent: returns, GAE and the PPO loss.
+
+All functions take time-major tensors ``[T, N]``: step ``t`` of sequence ``n``.
+``dones[t, n]`` is True when sequence ``n`` ends *after* step ``t`` (no bootstrap
+across it). For RL² the sequence is the whole trial, so an episode end inside a trial
+is not a done here (Duan et al. 2016, section 2.2).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def discounted_returns(rewards: torch.Tensor, dones: torch.Tensor, gamma: float,
+                       last_value: torch.Tensor | None = None) -> torch.Tensor:
+    """``G_t = r_t + gamma * (1 - done_t) * G_{t+1}``, bootstrapped from ``last_value``."""
+    out = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0]) if last_value is None else last_value.to(rewards.dtype)
+    notdone = 1.0 - dones.to(rewards.dtype)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[t] + gamma * notdone[t] * running
+        out[t] = running
+    return out
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
+        gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation (Schulman et al. 2016, eq. 16).
+
+    ``delta_t = r_t + gamma (1 - done_t) V_{t+1} - V_t`` and
+    ``A_t = delta_t + gamma lam (1 - done_t) A_{t+1}``; returns ``(advantages, A + V)``.
+    """
+    notdone = 1.0 - dones.to(rewards.dtype)
+    next_values = torch.cat([values[1:], last_value[None].to(values.dtype)], dim=0)
+    deltas = rewards + gamma * notdone * next_values - values
+    adv = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = deltas[t] + gamma * lam * notdone[t] * running
+        adv[t] = running
+    return adv, adv + values
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x`` over the entries where ``mask`` is True (all if ``mask`` is None)."""
+    if mask is None:
+        return x.mean()
+    m = mask.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp_min(1.0)
+
+
+def normalize(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-8) -> torch.Tensor:
+    """Zero mean, unit variance over the masked entries."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    return (x - mean) / (var.sqrt() + eps)
+
+
+def ppo_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip: float,
+             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate (Schulman et al. 2017, eq. 7), as a loss to minimise.
+
+    Returns the loss and diagnostics: the approximate KL ``E[(r - 1) - log r]`` and the
+    fraction of clipped ratios.
+    """
+    log_ratio = new_logp - old_logp
+    ratio = log_ratio.exp()
+    surrogate = torch.min(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
+    loss = -masked_mean(surrogate, mask)
+    with torch.no_grad():
+        approx_kl = masked_mean((ratio - 1.0) - log_ratio, mask)
+        clip_frac = masked_mean(((ratio - 1.0).abs() > clip).to(advantages.dtype), mask)
+    return loss, {"approx_kl": approx_kl, "clip_fraction": clip_frac}
+
+
+def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float | None,
+                       mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared value error, optionally with PPO's value clipping; half the mean."""
+    err = (values - returns) ** 2
+    if clip is not None:
+        clipped = old_values + (values - old_values).clamp(-clip, clip)
+        err = torch.max(err, (clipped - returns) ** 2)
+    return 0.5 * masked_mean(err, mask)
