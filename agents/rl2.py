@@ -102,18 +102,20 @@ class RL2Net(nn.Module):
         entropy = (self.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum().expand(head.shape[:-1])
         return logp, entropy
 
-    def sample(self, head: torch.Tensor, greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """An action and its log-probability."""
+    def sample(self, head: torch.Tensor, greedy: bool = False,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action and its log-probability, drawn with ``generator``."""
         if self.discrete:
             logp_all = torch.log_softmax(head, dim=-1)
             if greedy:
                 action = head.argmax(-1)
             else:  # Gumbel-max: one uniform draw per logit, no distribution object on the hot path
-                u = torch.rand_like(head).clamp_(1e-10, 1.0)
+                u = torch.rand(head.shape, generator=generator, device=head.device).clamp_(1e-10, 1.0)
                 action = (logp_all - torch.log(-torch.log(u))).argmax(-1)
             return action, logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
         assert self.log_std is not None
-        action = head if greedy else head + self.log_std.exp() * torch.randn_like(head)
+        noise = torch.randn(head.shape, generator=generator, device=head.device)
+        action = head if greedy else head + self.log_std.exp() * noise
         return action, self.log_prob_entropy(head, action)[0]
 
 
@@ -122,8 +124,9 @@ class RL2Policy:
     input from the last action, reward and done flag, and carries the hidden state
     through the trial."""
 
-    def __init__(self, net: RL2Net, obs_space: gym.Space, act_space: gym.Space, device: torch.device, greedy: bool = False):
-        self.net, self.device, self.greedy = net, device, greedy
+    def __init__(self, net: RL2Net, obs_space: gym.Space, act_space: gym.Space, device: torch.device,
+                 generator: torch.Generator, greedy: bool = False):
+        self.net, self.device, self.generator, self.greedy = net, device, generator, greedy
         self.obs_space, self.act_space = obs_space, act_space
         self.obs_dim, self.act_dim = _space_dim(obs_space), _space_dim(act_space)
         self.state: Any = None
@@ -149,7 +152,7 @@ class RL2Policy:
         """Act on ``obs``: returns (input, action, log-prob, value), all ``[N, ...]``."""
         x = self.write_obs(obs)
         head, value, self.state = self.net(x[None], self.state)
-        action, logp = self.net.sample(head[0], greedy=self.greedy)
+        action, logp = self.net.sample(head[0], greedy=self.greedy, generator=self.generator)
         return x.clone(), action, logp, value[0]
 
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -185,9 +188,11 @@ class RL2(TrialAgent):
         self.env = env
         self.obs_space, self.act_space = env.single_observation_space, env.single_action_space
         discrete = isinstance(self.act_space, gym.spaces.Discrete)
-        torch.manual_seed(seed)
-        self.net = RL2Net(_space_dim(self.obs_space), _space_dim(self.act_space), discrete,
-                          config.hidden_size, config.cell).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching global state
+            torch.manual_seed(seed)
+            self.net = RL2Net(_space_dim(self.obs_space), _space_dim(self.act_space), discrete,
+                              config.hidden_size, config.cell).to(self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
         self.task_rng = task_rng(seed, "train")
         self.env_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
@@ -202,17 +207,17 @@ class RL2(TrialAgent):
         return min(1.0, self.env_steps / self.config.total_env_steps)
 
     def trial_policy(self, seed: int) -> RL2Policy:
-        return RL2Policy(self.net, self.obs_space, self.act_space, self.device, greedy=not self.config.sample_eval)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        return RL2Policy(self.net, self.obs_space, self.act_space, self.device, generator, greedy=not self.config.sample_eval)
 
     def _collect(self) -> dict[str, Any]:
         """Run one trial in each of ``num_trials`` fresh training tasks."""
-        cfg, n = self.config, self.config.num_trials
+        n = self.config.num_trials
         k = self.episodes_per_trial()
         horizon = k * self.family.max_episode_steps
         self.env.set_tasks(self.family.sample_tasks(n, "train", self.task_rng))
         obs, _ = self.env.reset(seed=int(self.env_rng.integers(2**31)))
-        policy = self.trial_policy(0)
-        policy.greedy = False
+        policy = RL2Policy(self.net, self.obs_space, self.act_space, self.device, self.generator)
         policy.begin_trial(n)
         tracker = TrialTracker(n, k)
         dev = self.device
@@ -253,7 +258,7 @@ class RL2(TrialAgent):
         n = cfg.num_trials
         log: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
         for _ in range(cfg.epochs):
-            perm = torch.randperm(n, device=self.device)
+            perm = torch.randperm(n, device=self.device, generator=self.generator)
             for mb in perm.chunk(cfg.minibatches):
                 head, v, _ = self.net(batch["x"][:, mb])
                 mask = active[:, mb]
@@ -303,7 +308,7 @@ class RL2(TrialAgent):
             "iterations": self.iterations,
             "task_rng": self.task_rng.bit_generator.state,
             "env_rng": self.env_rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -316,4 +321,4 @@ class RL2(TrialAgent):
         if "task_rng" in state:
             self.task_rng.bit_generator.state = state["task_rng"]
             self.env_rng.bit_generator.state = state["env_rng"]
-            torch.set_rng_state(state["torch_rng"])
+            self.generator.set_state(state["torch_rng"])

@@ -107,7 +107,7 @@ class Agent(abc.ABC):
         """Everything needed to resume training exactly (models, optimizers, RNG states)."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 (non-learners have no state)
         """Restore :meth:`state_dict` output."""
 
     @abc.abstractmethod

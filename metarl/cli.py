@@ -166,6 +166,14 @@ def resolve_algo_and_env(algo: str | None, env: str | None, config: dict[str, An
     return agent_cls, env_id
 
 
+def build_agent(agent_cls: Any, config: Any, family: TaskFamily, **kwargs: Any) -> Any:
+    """Build an agent, turning its refusal of a family or config into a usage error."""
+    try:
+        return agent_cls(config, family, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--algo {agent_cls.name} on {family.family_id or type(family).__name__}: {exc}") from exc
+
+
 def run_cli(main: Any) -> None:
     """Run a CLI entry point, turning usage errors into a message and exit status 2."""
     from metarl.registry import UnknownIdError

@@ -18,6 +18,7 @@ from metarl.cli import (
     EvalConfig,
     RunConfig,
     UsageError,
+    build_agent,
     family_default,
     first_pass,
     from_dict,
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         ev: EvalConfig = parse_sections(PROG, f"Evaluate the run {run_dir}.", {"eval": EvalConfig()}, rest)["eval"]
         run = from_dict(RunConfig, cfg.get("run", {}), f"{run_dir}/config.json")
         device = setup_torch(run)
-        agent = agent_cls(agent_config, family, seed=run.seed, device=device)
+        agent = build_agent(agent_cls, agent_config, family, seed=run.seed, device=device)
         agent.load_state_dict(load_checkpoint(run_dir / "checkpoints" / CHECKPOINT)["agent"])
         default_json = run_dir / "eval" / f"{ev.split}.json"
     else:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         ev, family = sections["eval"], sections["env"]
         object.__setattr__(family, "_family_id", family_spec(env_id).id)
-        agent = agent_cls(sections["agent"], family, seed=ev.seed)
+        agent = build_agent(agent_cls, sections["agent"], family, seed=ev.seed)
         default_json = None
     tasks = family.sample_tasks(ev.num_tasks, ev.split, task_rng(ev.seed, ev.split))
     result = agent.evaluate(tasks, seed=ev.seed)

@@ -15,6 +15,7 @@ from pathlib import Path
 from metarl.cli import (
     RunConfig,
     UsageError,
+    build_agent,
     family_default,
     first_pass,
     from_dict,
@@ -60,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     object.__setattr__(family, "_family_id", family_spec(env_id).id)
     run: RunConfig = sections["run"]
     device = setup_torch(run)
+    agent = build_agent(agent_cls, sections["agent"], family, seed=run.seed, device=device)
     run_dir = new_run_dir(run.logdir, family.family_id, agent_cls.name, run.seed)
     cfg = config_json(agent_cls.name, env_id, family, sections["agent"], run, argv)
     (run_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    agent = agent_cls(sections["agent"], family, seed=run.seed, device=device)
     print(f"run directory: {run_dir}\nwatch it with: tensorboard --logdir {run.logdir}", file=sys.stderr)
     return Trainer(agent, agent_cls.name, run, run_dir).train()
 
@@ -76,7 +77,7 @@ def resume(run_dir: Path) -> int:
     agent_config = from_dict(agent_cls.config_class, cfg.get("agent", {}), f"{run_dir}/config.json")
     run = from_dict(RunConfig, cfg.get("run", {}), f"{run_dir}/config.json")
     device = setup_torch(run)
-    agent = agent_cls(agent_config, family, seed=run.seed, device=device)
+    agent = build_agent(agent_cls, agent_config, family, seed=run.seed, device=device)
     trainer = Trainer(agent, agent_cls.name, run, run_dir)
     trainer.restore()
     print(f"resuming {run_dir} at iteration {trainer.iteration}", file=sys.stderr)
