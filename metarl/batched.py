@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -29,7 +29,7 @@ Index = slice | np.ndarray
 class RLFamily(TaskFamily):
     """A family of RL tasks: builds single and batched Gymnasium environments."""
 
-    kind: ClassVar[str] = "rl"
+    kind: ClassVar[Literal["rl", "supervised"]] = "rl"
     render_modes: ClassVar[tuple[str, ...]] = ()
     """Render modes the single env supports (``"rgb_array"`` if it can draw frames)."""
     stochastic: ClassVar[bool] = True
@@ -135,6 +135,7 @@ class ArrayRLFamily(RLFamily):
 
 
 _ALL = slice(None)
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 class TaskEnv(gym.Env):
@@ -249,42 +250,45 @@ class BatchedTaskEnv(VectorEnv):
             idx: Index = np.flatnonzero(mask)
         else:
             idx = _ALL
-        self.family.reset_state(self._params, self._state, idx, self._np_random)
+        self.family.reset_state(self._params, self._state, idx, self.np_random)
         self._elapsed[idx] = 0
         self._autoreset[idx] = False
         return self.family.observe(self._params, self._state, _ALL), {}
 
     def step(self, actions: Any):
         actions = np.asarray(actions)
-        pending = self._autoreset
-        if self.autoreset_mode == AutoresetMode.DISABLED and pending.any():
+        n = self.num_envs
+        if self.autoreset_mode == AutoresetMode.DISABLED and self._autoreset.any():
             raise RuntimeError(
                 "step() after an episode ended with autoreset DISABLED: reset(options={'reset_mask': ...}) first"
             )
-        # Every sub-env steps, as in Gymnasium's own CartPoleVectorEnv: gathering and
-        # scattering the state of the active sub-envs alone cost 2-3x a whole step, and
-        # the few sub-envs awaiting a NEXT_STEP reset are overwritten just below.
-        reward, term = self.family.step_state(self._params, self._state, actions, _ALL, self._np_random)
-        rewards = np.array(reward, dtype=np.float64)  # copies: the family may hand back its own arrays
-        terminated = np.array(term, dtype=bool)
-        self._elapsed += 1
-        truncated = ~terminated & (self._elapsed >= self.family.max_episode_steps)
+        resetting = np.flatnonzero(self._autoreset) if self.autoreset_mode == AutoresetMode.NEXT_STEP else _NONE
+        if resetting.size == n:  # every sub-env starts a new episode (e.g. one-step episodes): nothing to step
+            rewards, terminated = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=bool)
+        else:
+            # Every sub-env steps, as in Gymnasium's own CartPoleVectorEnv: gathering and
+            # scattering the state of the active sub-envs alone cost 2-3x a whole step, and
+            # the few sub-envs awaiting a NEXT_STEP reset are overwritten just below.
+            reward, term = self.family.step_state(self._params, self._state, actions, _ALL, self.np_random)
+            rewards = np.array(reward, dtype=np.float64)  # copies: the family may hand back its own arrays
+            terminated = np.array(term, dtype=bool)
+            self._elapsed += 1
         infos: dict[str, Any] = {}
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP and pending.any():
-            resetting = np.flatnonzero(pending)
-            self.family.reset_state(self._params, self._state, resetting, self._np_random)
-            self._elapsed[resetting] = 0
-            rewards[resetting] = 0.0
-            terminated[resetting] = False
-            truncated[resetting] = False
+        if resetting.size:
+            idx: Index = _ALL if resetting.size == n else resetting
+            self.family.reset_state(self._params, self._state, idx, self.np_random)
+            self._elapsed[idx] = 0
+            rewards[idx] = 0.0
+            terminated[idx] = False
+        truncated = ~terminated & (self._elapsed >= self.family.max_episode_steps)
         done = terminated | truncated
         obs = self.family.observe(self._params, self._state, _ALL)
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             # Unlike SyncVectorEnv's per-env object array, ``final_obs`` is one batched
             # array (rows valid where ``_final_obs``): no Python loop over sub-envs.
-            ended = np.flatnonzero(done)
+            ended: Index = _ALL if done.all() else np.flatnonzero(done)
             infos = {"final_obs": obs.copy(), "_final_obs": done.copy()}
-            self.family.reset_state(self._params, self._state, ended, self._np_random)
+            self.family.reset_state(self._params, self._state, ended, self.np_random)
             self._elapsed[ended] = 0
             obs = self.family.observe(self._params, self._state, _ALL)
         self._autoreset = done

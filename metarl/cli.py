@@ -118,7 +118,7 @@ def parse_sections(
     fields = [(name, type(value), dataclasses.field(default=value)) for name, value in defaults.items()]
     combined = dataclasses.make_dataclass("Flags", fields, frozen=True)
     try:
-        parsed = tyro.cli(
+        parsed = tyro.cli(  # type: ignore[call-overload]
             Annotated[combined, tyro.conf.OmitArgPrefixes],  # type: ignore[valid-type]
             default=combined(**defaults),
             args=argv,

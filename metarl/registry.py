@@ -107,14 +107,16 @@ def register(id: str, entry_point: str | Callable[..., TaskFamily], **defaults: 
 
 
 def _gym_single_env(family_id: str, render_mode: str | None = None, task: Any = None, **kwargs: Any) -> gym.Env:
-    return make_family(family_id, **kwargs).make_env(task, render_mode=render_mode)
+    family: Any = make_family(family_id, **kwargs)
+    return family.make_env(task, render_mode=render_mode)
 
 
 def _gym_vector_env(
     family_id: str, num_envs: int = 1, tasks: Any = None, autoreset_mode: Any = "NextStep", **kwargs: Any
 ) -> gym.vector.VectorEnv:
     kwargs.pop("render_mode", None)
-    return make_family(family_id, **kwargs).make_vec_env(num_envs, tasks, autoreset_mode=autoreset_mode)
+    family: Any = make_family(family_id, **kwargs)
+    return family.make_vec_env(num_envs, tasks, autoreset_mode=autoreset_mode)
 
 
 def _load_builtins() -> None:

@@ -61,17 +61,15 @@ class Task:
     @classmethod
     def from_json(cls: type[T], data: dict[str, Any] | str) -> T:
         """Rebuild a task from :meth:`to_json` output (a dict or a JSON string)."""
-        if isinstance(data, str):
-            data = json.loads(data)
-        data = dict(data)
-        type_name = data.pop("type", cls.__name__)
+        fields: dict[str, Any] = dict(json.loads(data) if isinstance(data, str) else data)
+        type_name = fields.pop("type", cls.__name__)
         if type_name != cls.__name__:
             raise ValueError(f"JSON describes a {type_name}, not a {cls.__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
+        unknown = set(fields) - names
         if unknown:
             raise ValueError(f"unknown fields for {cls.__name__}: {sorted(unknown)}")
-        return cls(**{k: _freeze(v) for k, v in data.items()})
+        return cls(**{k: _freeze(v) for k, v in fields.items()})
 
 
 def check_split(split: str) -> str:

@@ -33,9 +33,11 @@ class RL2TrialEnv(gym.Env):
         inner_obs, act = self.env.observation_space, self.env.action_space
         if not isinstance(inner_obs, gym.spaces.Box):
             raise TypeError(f"RL2TrialEnv needs a Box observation space, got {inner_obs}")
+        if not isinstance(act, (gym.spaces.Discrete, gym.spaces.Box)):
+            raise TypeError(f"RL2TrialEnv needs a Discrete or Box action space, got {act}")
         self.action_space = act
         self._discrete = isinstance(act, gym.spaces.Discrete)
-        self._act_dim = int(act.n) if self._discrete else int(np.prod(act.shape))
+        self._act_dim = int(act.n) if isinstance(act, gym.spaces.Discrete) else int(np.prod(act.shape))
         size = int(np.prod(inner_obs.shape)) + self._act_dim + 2
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
         self._count = 0
@@ -43,10 +45,11 @@ class RL2TrialEnv(gym.Env):
     def _obs(self, obs: Any, action: Any, reward: float, done: bool) -> np.ndarray:
         prev = np.zeros(self._act_dim, np.float32)
         if action is not None:
-            if self._discrete:
-                prev[int(action)] = 1.0
+            space = self.action_space
+            if isinstance(space, gym.spaces.Box):
+                prev[:] = np.clip(np.asarray(action, np.float32).ravel(), space.low.ravel(), space.high.ravel())
             else:
-                prev[:] = np.clip(np.asarray(action, np.float32).ravel(), self.action_space.low, self.action_space.high)
+                prev[int(action)] = 1.0
         return np.concatenate([np.asarray(obs, np.float32).ravel(), prev, [reward, float(done)]]).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
