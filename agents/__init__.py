@@ -13,3 +13,12 @@ register_algo("thompson", "agents.bandit_baselines:ThompsonAgent", "rl", "bandit
 register_algo(
     "bayes_optimal", "agents.bandit_baselines:BayesOptimalAgent", "rl", "bandit: Bayes-optimal DP (small k, n only)"
 )
+register_algo("maml", "agents.maml:MAML", "supervised", "MAML / Meta-SGD (--meta-sgd): few-shot learning by inner gradient steps")
+register_algo("siamese", "agents.siamese:Siamese", "supervised", "Siamese net: weighted-L1 similarity of pairs, nearest support")
+register_algo("lstm", "agents.lstm_learner:LSTMLearner", "supervised", "LSTM meta-learner: reads (x_t, y_{t-1}), learns in its state")
+register_algo("protonet", "agents.protonet:ProtoNet", "supervised", "prototypical networks: Conv-4, distance to class means")
+register_algo(
+    "finetune", "agents.finetune:Finetune", "supervised", "pretrained Conv-4 classifier, new head fitted per episode"
+)
+register_algo("nearest_neighbour", "agents.nearest_neighbour:NearestNeighbour", "supervised", "1-NN on pixels")
+register_algo("psrl", "agents.psrl:PSRLAgent", "rl", "tabular MDPs: posterior sampling (PSRL), Dirichlet/Gaussian prior")

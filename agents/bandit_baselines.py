@@ -75,7 +75,9 @@ class CountsPolicy(abc.ABC):
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Arms to pull in every sub-env."""
 
-    def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray) -> None:
+    def observe(
+        self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray, next_obs: np.ndarray
+    ) -> None:
         rows = np.arange(self.num_envs)
         arms = np.asarray(actions, dtype=np.int64)
         counted = active.astype(np.float64)  # sub-envs past their trial learn nothing

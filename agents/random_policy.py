@@ -83,7 +83,9 @@ class RandomPolicy:
     def act(self, obs: np.ndarray) -> Any:
         return sample_actions(self.space, self.num_envs, self.rng)
 
-    def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray) -> None:
+    def observe(
+        self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray, next_obs: np.ndarray
+    ) -> None:
         pass
 
 

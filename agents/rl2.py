@@ -192,7 +192,9 @@ class RL2Policy:
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.step(obs)[1].cpu().numpy()
 
-    def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray) -> None:
+    def observe(
+        self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray, next_obs: np.ndarray
+    ) -> None:
         """Feed the step's action, reward and done flag into the next input."""
         assert self.x is not None
         a0 = self.obs_dim
@@ -271,7 +273,7 @@ class RL2(TrialAgent):
             obs, r, term, trunc, _ = self.env.step(a_np)
             done = term | trunc
             act_mask = tracker.record(r, done)
-            policy.observe(a_np, r, done, act_mask)
+            policy.observe(a_np, r, done, act_mask, obs)
             rewards[t] = torch.as_tensor(r * act_mask, device=dev, dtype=torch.float32)
             active[t] = torch.as_tensor(act_mask, device=dev)
             if tracker.finished:

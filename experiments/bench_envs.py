@@ -106,7 +106,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
     parser.add_argument("--families", nargs="*", default=None, help="family ids (default: every RL family)")
     args = parser.parse_args()
-    ids = args.families or metarl.list_families(kind="rl")
+    # Only array families: MuJoCo and Meta-World batch through SyncVectorEnv (experiments/bench_mujoco.py).
+    ids = args.families or [f for f in metarl.list_families(kind="rl") if isinstance(metarl.make_family(f), ArrayRLFamily)]
 
     load = os.getloadavg()
     print(f"# Environment throughput (env steps per second; {args.budget:g} s per measurement)\n")

@@ -42,7 +42,7 @@ class RecurrentPPOTrialPolicy:
         self.start[:] = False
         return actions
 
-    def observe(self, actions, rewards, dones, active) -> None:
+    def observe(self, actions, rewards, dones, active, next_obs) -> None:
         self.prev[:] = 0.0
         self.prev[np.arange(len(actions)), actions] = 1.0
         self.prev[:, -2] = rewards

@@ -28,8 +28,12 @@ class TrialPolicy(Protocol):
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Actions for all sub-envs given their observations."""
 
-    def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray) -> None:
-        """Learn from the last step: rewards, episode ends, and which sub-envs still count."""
+    def observe(
+        self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray, next_obs: np.ndarray
+    ) -> None:
+        """Learn from the last step: rewards, episode ends, which sub-envs still count, and
+        the observation the step led to (the episode's last one where it ended, not the
+        reset observation that replaced it)."""
 
 
 class TrialTracker:
@@ -61,6 +65,14 @@ class TrialTracker:
         self.lengths[rows, eps] += 1
         self.episode += dones & active
         return active
+
+
+def final_observations(obs: np.ndarray, dones: np.ndarray, info: dict) -> np.ndarray:
+    """What each sub-env's step led to: ``info["final_obs"]`` where an episode ended under
+    ``SAME_STEP`` autoreset, the returned observation elsewhere."""
+    if "final_obs" not in info or not dones.any():
+        return obs
+    return np.where(dones.reshape(-1, *([1] * (obs.ndim - 1))), info["final_obs"], obs)
 
 
 @dataclasses.dataclass
@@ -96,10 +108,10 @@ def run_trials(
         policy.begin_trial(len(chunk))
         for _ in range(episodes * family.max_episode_steps):
             actions = policy.act(obs)
-            obs, rewards, terminated, truncated, _ = env.step(actions)
+            obs, rewards, terminated, truncated, info = env.step(actions)
             dones = terminated | truncated
             active = tracker.record(rewards, dones)
-            policy.observe(actions, rewards, dones, active)
+            policy.observe(actions, rewards, dones, active, final_observations(obs, dones, info))
             if tracker.finished:
                 break
         env.close()

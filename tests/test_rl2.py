@@ -23,7 +23,7 @@ def test_hidden_state_persists_across_episodes_and_resets_at_trial_start(agent):
     first = policy.step(obs)
     fresh_logits = agent.net(policy.x[None] * 0)[0]  # zero input, zero state
     for _ in range(4):  # four one-pull episodes: done=1 after each, different rewards per env
-        policy.observe(np.array([0, 0]), np.array([1.0, 0.0]), np.array([True, True]), np.array([True, True]))
+        policy.observe(np.array([0, 0]), np.array([1.0, 0.0]), np.array([True, True]), np.array([True, True]), obs)
         policy.step(obs)
     h = policy.state
     assert h.abs().sum() > 0, "the hidden state is not reset at episode ends"
