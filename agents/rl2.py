@@ -162,6 +162,21 @@ class RL2Policy:
         self.obs_dim, self.act_dim = _space_dim(obs_space), _space_dim(act_space)
         self.state: Any = None
         self.x: torch.Tensor | None = None
+        if isinstance(act_space, gym.spaces.Box):
+            # The Gaussian lives in [-1, 1] units; the env gets center + scale * u, so one
+            # initial spread suits a torque of ±2 and a step of ±0.1 alike.
+            low, high = act_space.low.ravel(), act_space.high.ravel()
+            finite = np.isfinite(low) & np.isfinite(high)
+            center = np.where(finite, (high + low) / 2, 0.0)
+            scale = np.where(finite, (high - low) / 2, 1.0)
+            self.center = torch.as_tensor(center, dtype=torch.float32, device=device)
+            self.scale = torch.as_tensor(scale, dtype=torch.float32, device=device)
+
+    def to_env(self, action: torch.Tensor) -> np.ndarray:
+        """The env action for a sampled action (integers, or ``center + scale * u``)."""
+        if isinstance(self.act_space, gym.spaces.Discrete):
+            return action.cpu().numpy()
+        return (self.center + self.scale * action).cpu().numpy().reshape(len(action), *self.act_space.shape)
 
     def begin_trial(self, num_envs: int) -> None:
         """Reset the hidden state and the previous action/reward/done inputs."""
@@ -190,7 +205,7 @@ class RL2Policy:
         return x.clone(), action, logp, value[0]
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        return self.step(obs)[1].cpu().numpy()
+        return self.to_env(self.step(obs)[1])
 
     def observe(
         self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray, next_obs: np.ndarray
@@ -201,10 +216,9 @@ class RL2Policy:
         a = torch.as_tensor(actions, device=self.device)
         if isinstance(self.act_space, gym.spaces.Discrete):
             self.x[:, a0 : a0 + self.act_dim] = nn.functional.one_hot(a.long(), self.act_dim).float()
-        else:
-            low = torch.as_tensor(self.act_space.low, device=self.device)
-            high = torch.as_tensor(self.act_space.high, device=self.device)
-            self.x[:, a0 : a0 + self.act_dim] = torch.maximum(torch.minimum(a.float().reshape(len(a), -1), high), low)
+        else:  # the action as the env applied it (clipped), in [-1, 1] units
+            u = (a.float().reshape(len(a), -1) - self.center) / self.scale
+            self.x[:, a0 : a0 + self.act_dim] = u.clamp(-1.0, 1.0)
         self.x[:, -2] = torch.as_tensor(rewards, device=self.device, dtype=torch.float32)
         self.x[:, -1] = torch.as_tensor(dones, device=self.device, dtype=torch.float32)
 
@@ -269,7 +283,7 @@ class RL2(TrialAgent):
         for t in range(horizon):
             xs[t], a, logps[t], values[t] = policy.step(obs)
             acts[t] = a
-            a_np = a.cpu().numpy()
+            a_np = policy.to_env(a)
             obs, r, term, trunc, _ = self.env.step(a_np)
             done = term | trunc
             act_mask = tracker.record(r, done)

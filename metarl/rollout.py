@@ -69,10 +69,21 @@ class TrialTracker:
 
 def final_observations(obs: np.ndarray, dones: np.ndarray, info: dict) -> np.ndarray:
     """What each sub-env's step led to: ``info["final_obs"]`` where an episode ended under
-    ``SAME_STEP`` autoreset, the returned observation elsewhere."""
+    ``SAME_STEP`` autoreset, the returned observation elsewhere.
+
+    Accepts both layouts: metarl's batched array and ``SyncVectorEnv``'s per-env objects.
+    """
     if "final_obs" not in info or not dones.any():
         return obs
-    return np.where(dones.reshape(-1, *([1] * (obs.ndim - 1))), info["final_obs"], obs)
+    mask = np.asarray(info.get("_final_obs", dones), dtype=bool)
+    final = info["final_obs"]
+    out = obs.copy()
+    if final.dtype == object:  # SyncVectorEnv: one object per sub-env, only where it ended
+        for i in np.flatnonzero(mask):
+            out[i] = final[i]
+    else:
+        out[mask] = final[mask]
+    return out
 
 
 @dataclasses.dataclass

@@ -100,3 +100,19 @@ def test_trial_env_wraps_a_family_for_other_libraries():
         obs, reward, terminated, truncated, _ = env.step(2)
         assert obs[1 + 2] == 1.0 and obs[-2] == reward and obs[-1] == 1.0
         assert terminated == (t == 6) and not truncated
+
+
+@pytest.mark.parametrize(
+    "family_id",
+    # Meta-World envs take seconds each to build: their runs are marked slow.
+    [pytest.param(f, marks=pytest.mark.slow) if "/ML" in f else f for f in metarl.list_families(kind="rl")],
+)
+def test_one_iteration_on_every_rl_family(family_id):
+    """RL² runs on every registered RL family: discrete and continuous, any observation."""
+    family = metarl.make_family(family_id)
+    agent = RL2(RL2Config(num_trials=2, total_env_steps=10**6, hidden_size=8, minibatches=1, trial_episodes=1), family)
+    stats = agent.train_iteration()
+    assert 0 < stats.env_steps <= 2 * family.max_episode_steps
+    assert np.isfinite(stats.scalars["train/policy_loss"]) and np.isfinite(stats.scalars["train/value_loss"])
+    result = agent.evaluate(family.sample_tasks(2, "test"), seed=0)
+    assert result.curve.shape == (2, 1)
