@@ -2,6 +2,7 @@
 
     python -m metarl.evaluate RUN_DIR --split test             # a trained run
     python -m metarl.evaluate --algo thompson --env metarl/Bandit-v0 --k 5 --n 100 --json out.json
+    python -m metarl.evaluate RUN_DIR --benchmark omniglot-oneshot --data-root all_runs/   # Lake et al. 2015
 
 Writes a JSON report (keys in DESIGN.md) and a PNG plot of the adaptation curve, and
 prints a summary.
@@ -9,10 +10,11 @@ prints a summary.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from metarl.cli import (
     EvalConfig,
@@ -33,6 +35,16 @@ from metarl.trainer import CHECKPOINT, load_checkpoint, read_run_config, setup_t
 PROG = "python -m metarl.evaluate"
 
 
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """A fixed benchmark to score instead of sampled tasks."""
+
+    benchmark: Literal["omniglot-oneshot"] | None = dataclasses.field(
+        default=None, metadata={"help": "score a fixed benchmark: omniglot-oneshot (Lake et al. 2015's 20 runs)"})
+    data_root: str = dataclasses.field(
+        default="", metadata={"help": "with --benchmark: the folder (or all_runs.zip) holding run01 … run20"})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, evaluate, write the report; return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -45,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         agent_cls = algo_spec(cfg["algo"]).load()
         family = family_default(cfg["env"], cfg.get("family", {}))
         agent_config = from_dict(agent_cls.config_class, cfg.get("agent", {}), f"{run_dir}/config.json")
-        ev: EvalConfig = parse_sections(PROG, f"Evaluate the run {run_dir}.", {"eval": EvalConfig()}, rest)["eval"]
+        parsed = parse_sections(PROG, f"Evaluate the run {run_dir}.",
+                                {"eval": EvalConfig(), "benchmark": BenchmarkConfig()}, rest)
+        ev, bench = parsed["eval"], parsed["benchmark"]
         run = from_dict(RunConfig, cfg.get("run", {}), f"{run_dir}/config.json")
         device = setup_torch(run)
         agent = build_agent(agent_cls, agent_config, family, seed=run.seed, device=device)
@@ -60,16 +74,29 @@ def main(argv: list[str] | None = None) -> int:
                 f"{agent_cls.name} learns: train it with python -m metarl.train --algo {agent_cls.name} "
                 f"--env {env_id}, then evaluate the run directory"
             )
-        sections = parse_sections(
-            PROG,
-            f"Evaluate the baseline {agent_cls.name} on {env_id}.",
-            {"eval": EvalConfig(), "agent": agent_cls.config_class(), "env": family_default(env_id)},
-            rest,
-        )
-        ev, family = sections["eval"], sections["env"]
+        if "--benchmark" in rest:  # the benchmark's --data-root replaces the family's flags
+            sections = parse_sections(
+                PROG,
+                f"Score the baseline {agent_cls.name} on a benchmark ({env_id} with its default arguments).",
+                {"eval": EvalConfig(), "agent": agent_cls.config_class(), "benchmark": BenchmarkConfig()},
+                rest,
+            )
+            sections["env"] = family_default(env_id)
+        else:
+            sections = parse_sections(
+                PROG,
+                f"Evaluate the baseline {agent_cls.name} on {env_id}.",
+                {"eval": EvalConfig(), "agent": agent_cls.config_class(), "env": family_default(env_id)},
+                rest,
+            )
+            sections["benchmark"] = BenchmarkConfig()
+        ev, family, bench = sections["eval"], sections["env"], sections["benchmark"]
         object.__setattr__(family, "_family_id", family_spec(env_id).id)
         agent = build_agent(agent_cls, sections["agent"], family, seed=ev.seed)
         default_json = None
+    if bench.benchmark:
+        return score_benchmark(agent, agent_cls.name, family, bench, Path(ev.json) if ev.json else (
+            default_json.with_name(f"{bench.benchmark}.json") if default_json is not None else None))
     tasks = family.sample_tasks(ev.num_tasks, ev.split, task_rng(ev.seed, ev.split))
     result = agent.evaluate(tasks, seed=ev.seed)
     report = result.report(family.family_id, agent_cls.name, ev.split)
@@ -80,6 +107,32 @@ def main(argv: list[str] | None = None) -> int:
         write_eval(result, report, json_path, png, f"{family.family_id} {agent_cls.name} ({ev.split}, {len(tasks)} tasks)")
         print(f"wrote {json_path} and {png}", file=sys.stderr)
     print(summary(report))
+    return 0
+
+
+def score_benchmark(agent: Any, algo: str, family: Any, bench: BenchmarkConfig, json_path: Path | None) -> int:
+    """Score ``agent`` on a fixed benchmark, print per-run results and write the JSON report."""
+    from metarl import oneshot
+
+    if not hasattr(agent, "classify"):
+        raise UsageError(f"--benchmark {bench.benchmark} scores few-shot classifiers (agents with a classify "
+                         f"method); {algo} has none")
+    if not bench.data_root:
+        raise UsageError(f"--benchmark {bench.benchmark} needs --data-root DIR: the folder (or all_runs.zip) "
+                         f"holding {oneshot.LAYOUT}")
+    size = int(family.input_shape[-1])
+    try:
+        runs = oneshot.load_runs(bench.data_root, image_size=size)
+    except ValueError as exc:  # DatasetError: missing or malformed runs
+        raise UsageError(str(exc)) from exc
+    report = {"family": family.family_id, "algo": algo, "family_kwargs": family.kwargs(), "image_size": size,
+              **oneshot.score_runs(agent.classify, runs)}
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {json_path}", file=sys.stderr)
+    print(oneshot.summary(report))
+    print(json.dumps({k: report[k] for k in ("benchmark", "algo", "num_runs", "error_rate")}))
     return 0
 
 

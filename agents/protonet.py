@@ -1,0 +1,162 @@
+"""Prototypical networks (Snell, Swersky and Zemel 2017).
+
+An embedding network maps every example to a vector; a class's prototype is the mean
+embedding of its support examples (eq. 1), and a query is classified by a softmax over
+negative squared Euclidean distances to the prototypes (eq. 2). Meta-training minimises
+the cross-entropy of the query labels over episodes (Algorithm 1). Training episodes may
+have more ways than test episodes (60-way training for 5- and 20-way tests in the paper,
+section 3.1): harder episodes give a better embedding.
+
+The embedding is the paper's Conv-4: four blocks of 3×3 convolution (64 filters), batch
+normalisation, ReLU and 2×2 max-pooling, flattened (64 features for 28×28 inputs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from metarl.agent import IterationStats
+from metarl.episodes import FewShotClassifier, prototypes, squared_distances
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3×3 convolution, batch norm, ReLU, 2×2 max-pool (Vinyals et al. 2016's block)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+
+
+class Conv4(nn.Sequential):
+    """The Conv-4 embedding: four conv blocks, flattened. Inputs ``[M, C, H, W]`` with ``H, W >= 16``."""
+
+    def __init__(self, in_channels: int = 1, channels: int = 64, blocks: int = 4):
+        layers = [conv_block(in_channels if i == 0 else channels, channels) for i in range(blocks)]
+        super().__init__(*layers, nn.Flatten())
+
+    @staticmethod
+    def check_input(shape: tuple[int, ...], blocks: int = 4) -> None:
+        """Raise if images of ``shape`` would be pooled below 1×1."""
+        if len(shape) != 3 or min(shape[1:]) < 2**blocks:
+            raise ValueError(f"Conv-4 needs [channels, height, width] inputs of at least {2**blocks}×{2**blocks}, "
+                             f"got {shape}")
+
+    def out_features(self, shape: tuple[int, ...]) -> int:
+        with torch.no_grad():
+            return int(self.eval()(torch.zeros(1, *shape)).shape[-1])
+
+
+def fast_layout(net: nn.Module, device: torch.device) -> nn.Module:
+    """Channels-last on CPU: ~1.4× faster convolutions at these sizes (measured on 2 cores)."""
+    return net.to(device=device, memory_format=torch.channels_last if device.type == "cpu" else torch.contiguous_format)
+
+
+def as_layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cpu" and x.dim() == 4 else x
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtoNetConfig:
+    """Prototypical networks. Defaults: 20-way 1-shot training episodes with 5 queries per class
+    (minutes on a CPU core); the paper's Omniglot setting is ``--train-ways 60``."""
+
+    iterations: int = dataclasses.field(default=3000, metadata={"help": "training budget in meta-updates"})
+    train_ways: int = dataclasses.field(default=20, metadata={"help": "classes per training episode (0: the family's ways)"})
+    train_shots: int = dataclasses.field(default=0, metadata={"help": "support examples per class in training (0: the family's shots)"})
+    train_queries: int = dataclasses.field(default=5, metadata={"help": "query examples per class in training"})
+    meta_batch: int = dataclasses.field(default=1, metadata={"help": "episodes per meta-update"})
+    lr: float = dataclasses.field(default=1e-3, metadata={"help": "Adam learning rate"})
+    lr_halve_every: int = dataclasses.field(default=2000, metadata={"help": "halve the learning rate every N meta-updates (0: never)"})
+    channels: int = dataclasses.field(default=64, metadata={"help": "filters per convolution"})
+    augment: bool = dataclasses.field(
+        default=False, metadata={"help": "distort each training image by a random affine map (±10°, ±10% scale and shift, shear)"})
+    eval_shots: tuple[int, ...] = dataclasses.field(
+        default=(1, 2, 5, 10), metadata={"help": "shot counts of the evaluation curve (those the data allow)"})
+    curve_every: int = dataclasses.field(default=250, metadata={"help": "log a training-task adaptation curve every N meta-updates (0: never)"})
+    curve_tasks: int = dataclasses.field(default=32, metadata={"help": "training tasks in that curve"})
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "train_queries", "meta_batch", "lr", "channels", "curve_tasks"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        for name in ("train_ways", "train_shots", "lr_halve_every", "curve_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not self.eval_shots or min(self.eval_shots) < 1:
+            raise ValueError(f"--eval-shots must be positive shot counts, got {self.eval_shots}")
+
+
+def training_family(family: Any, ways: int) -> Any:
+    """The family with ``ways`` classes per task (``0`` keeps the family's)."""
+    if not ways or ways == family.num_outputs:
+        return family
+    if not dataclasses.is_dataclass(family) or "ways" not in {f.name for f in dataclasses.fields(family)}:
+        raise ValueError(f"--train-ways needs a family with a 'ways' argument; {type(family).__name__} has none")
+    return dataclasses.replace(family, ways=ways)
+
+
+class ProtoNet(FewShotClassifier):
+    """Prototypical networks with a Conv-4 embedding and squared Euclidean distance."""
+
+    name: ClassVar[str] = "protonet"
+    config_class: ClassVar[type] = ProtoNetConfig
+
+    def __init__(self, config: ProtoNetConfig, family: Any, seed: int = 0, device: torch.device | str = "cpu"):
+        super().__init__(config, family, seed, device)
+        Conv4.check_input(tuple(family.input_shape))
+        self.train_family = training_family(family, config.train_ways)
+        self.train_shots = config.train_shots or family.shots
+        with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching global state
+            torch.manual_seed(seed)
+            self.net = fast_layout(Conv4(family.input_shape[0], config.channels), self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+
+    def set_training(self, mode: bool) -> None:
+        self.net.train(mode)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(as_layout(x, self.device))
+
+    def predict(self, support: torch.Tensor, support_y: torch.Tensor, query: torch.Tensor, ways: int) -> torch.Tensor:
+        return squared_distances(query, prototypes(support, support_y, ways)).argmin(-1)
+
+    def train_iteration(self) -> IterationStats:
+        cfg = self.config
+        self.check_data()
+        tasks = self.train_family.sample_tasks(cfg.meta_batch, "train", self.task_rng)
+        ep = self.train_family.sample_episodes(tasks, self.train_shots, cfg.train_queries, self.data_rng)
+        b, s = ep.support_y.shape
+        ways = self.train_family.num_outputs
+        # Support and query go through the network together, so batch norm sees one batch per update.
+        x = self.augmented(torch.cat([ep.support_x.flatten(0, 1), ep.query_x.flatten(0, 1)]))
+        z = self.net(as_layout(x, self.device))
+        zs, zq = z[: b * s].view(b, s, -1), z[b * s :].view(b, -1, z.shape[-1])
+        logits = -squared_distances(zq, prototypes(zs, ep.support_y.to(self.device), ways))  # eq. 2
+        qy = ep.query_y.to(self.device)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), qy.flatten())
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.scheduled_lr()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.iterations += 1
+        accuracy = float((logits.argmax(-1) == qy).float().mean())
+        scalars = {"train/loss": float(loss.detach()), "train/accuracy": accuracy, "train/lr": self.scheduled_lr()}
+        return IterationStats(0, scalars, self.training_curve(), headline={"loss": scalars["train/loss"], "acc": accuracy})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), **self.stream_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if "iterations" in state:
+            self.load_stream_state(state)
