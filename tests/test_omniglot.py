@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,7 +140,7 @@ def test_corrupt_data_errors_are_clear(tmp_path, tiny):
         OmniglotFamily(data_root=str(empty.parent)).sample_tasks(1)
 
 
-@pytest.mark.skipif(not default_data_root(), reason="the shared Omniglot data is absent")
+@pytest.mark.skipif(not (default_data_root() and Path(default_data_root()).exists()), reason="the shared Omniglot data is absent")
 def test_shared_minimal_sets():
     f = metarl.make_family("metarl/Omniglot-v0")
     index1 = omniglot.set_index(f.data_root, "small1")
