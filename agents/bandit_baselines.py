@@ -337,8 +337,9 @@ class BanditAgent(TrialAgent):
     def trial_policy(self, seed: int) -> TrialPolicy:
         return self.make_policy(policy_rng(seed))
 
+    @abc.abstractmethod
     def make_policy(self, rng: np.random.Generator) -> CountsPolicy:
-        raise NotImplementedError
+        """The policy that acts in evaluation trials, drawing from ``rng``."""
 
 
 class GreedyAgent(BanditAgent):

@@ -22,6 +22,7 @@ report it alongside the return.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import functools
@@ -256,9 +257,9 @@ class MetaWorldFamily(RLFamily):
         """``Box(-1, 1, (4,), float32)``: hand displacement and gripper effort."""
         return _spaces(self.observable_goal)[1]
 
+    @abc.abstractmethod
     def tasks_by_split(self) -> dict[str, tuple[MetaWorldTask, ...]]:
         """All of the family's variations, by split."""
-        raise NotImplementedError
 
     def _sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[Task]:
         pool = self.tasks_by_split()[split]

@@ -79,7 +79,7 @@ def test_support_and_query_are_disjoint(family_id):
 def test_classification_labels_are_remapped_to_0_ways(family_id):
     family = _family(family_id)
     if family.problem != "classification":
-        pytest.skip("regression family")
+        pytest.skip("regression family: no class labels to remap")
     ways = family.num_outputs
     rng = np.random.default_rng(2)
     task = family.sample_tasks(1, "train", task_rng(2, "train"))[0]
