@@ -22,3 +22,6 @@ register_algo(
 )
 register_algo("nearest_neighbour", "agents.nearest_neighbour:NearestNeighbour", "supervised", "1-NN on pixels")
 register_algo("psrl", "agents.psrl:PSRLAgent", "rl", "tabular MDPs: posterior sampling (PSRL), Dirichlet/Gaussian prior")
+register_algo(
+    "maml_pg", "agents.maml_pg:MAMLPG", "rl", "MAML policy gradient (TRPO/PPO outer, --meta-sgd); --inner-steps 0: pretrained baseline"
+)

@@ -328,6 +328,7 @@ class MAML(FewShotAgent):
             meta_params += list(self.step_sizes.parameters())
         self.optimizer = torch.optim.Adam(meta_params, lr=config.meta_lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.eval_inner_steps: int | None = None  # set by ``metarl.evaluate --inner-steps``
 
     def _lr_factor(self, iteration: int) -> float:
         if not self.config.lr_decay:
@@ -400,10 +401,14 @@ class MAML(FewShotAgent):
         headline = {"mse" if self.problem == "regression" else "acc": float(m[:, -1].mean())}
         return IterationStats(0, scalars, self.pooled_curve(curve), headline)
 
+    def test_steps(self) -> int:
+        """Inner steps in evaluation: ``--inner-steps`` of ``metarl.evaluate``, else the config's."""
+        return self.config.test_steps if self.eval_inner_steps is None else self.eval_inner_steps
+
     def evaluate(self, tasks: Sequence[Task], seed: int = 0) -> EvalResult:
         """Adapt to each task with 0..``test_steps`` inner steps; the curve holds the query
         metric after each, the score the metric after ``test_steps``."""
-        steps = self.config.test_steps
+        steps = self.test_steps()
         curves = []
         with torch.no_grad():  # the inner gradients are still taken (torch.func.grad ignores no_grad)
             for episode in self.eval_episodes(tasks, seed):
@@ -426,7 +431,7 @@ class MAML(FewShotAgent):
             return forward_with(model, trajectory[-1])(b[2])[..., :ways].argmax(-1)
 
         with torch.no_grad():
-            labels = self.adapt_episode(batch, self.config.test_steps, first_order=True, then=predict)
+            labels = self.adapt_episode(batch, self.test_steps(), first_order=True, then=predict)
         return labels[0] if single else labels
 
     def state_dict(self) -> dict[str, Any]:

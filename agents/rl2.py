@@ -25,6 +25,7 @@ from metarl.agent import IterationStats, TrialAgent, trial_eval_result
 from metarl.batched import RLFamily
 from metarl.pg import clipped_value_loss, gae, masked_mean, normalize, ppo_loss
 from metarl.rollout import TrialTracker
+from metarl.spaces import SpaceCodec, space_dim
 from metarl.task import task_rng
 
 
@@ -74,14 +75,6 @@ class RL2Config:
             raise ValueError(f"--minibatches ({self.minibatches}) cannot exceed --num-trials ({self.num_trials})")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError("--gamma and --gae-lambda must lie in [0, 1]")
-
-
-def _space_dim(space: gym.Space) -> int:
-    if isinstance(space, gym.spaces.Discrete):
-        return int(space.n)
-    if isinstance(space, gym.spaces.Box):
-        return int(np.prod(space.shape))
-    raise TypeError(f"RL² supports Box and Discrete spaces, got {space}")
 
 
 class RL2Net(nn.Module):
@@ -158,25 +151,14 @@ class RL2Policy:
         self.net, self.device, self.generator, self.greedy = net, device, generator, greedy
         self.horizon = horizon
         self.t = 0
-        self.obs_space, self.act_space = obs_space, act_space
-        self.obs_dim, self.act_dim = _space_dim(obs_space), _space_dim(act_space)
+        self.codec = SpaceCodec(obs_space, act_space, device)
+        self.obs_dim, self.act_dim = self.codec.obs_dim, self.codec.act_dim
         self.state: Any = None
         self.x: torch.Tensor | None = None
-        if isinstance(act_space, gym.spaces.Box):
-            # The Gaussian lives in [-1, 1] units; the env gets center + scale * u, so one
-            # initial spread suits a torque of ±2 and a step of ±0.1 alike.
-            low, high = act_space.low.ravel(), act_space.high.ravel()
-            finite = np.isfinite(low) & np.isfinite(high)
-            center = np.where(finite, (high + low) / 2, 0.0)
-            scale = np.where(finite, (high - low) / 2, 1.0)
-            self.center = torch.as_tensor(center, dtype=torch.float32, device=device)
-            self.scale = torch.as_tensor(scale, dtype=torch.float32, device=device)
 
     def to_env(self, action: torch.Tensor) -> np.ndarray:
         """The env action for a sampled action (integers, or ``center + scale * u``)."""
-        if isinstance(self.act_space, gym.spaces.Discrete):
-            return action.cpu().numpy()
-        return (self.center + self.scale * action).cpu().numpy().reshape(len(action), *self.act_space.shape)
+        return self.codec.to_env(action)
 
     def begin_trial(self, num_envs: int) -> None:
         """Reset the hidden state and the previous action/reward/done inputs."""
@@ -187,11 +169,7 @@ class RL2Policy:
     def write_obs(self, obs: np.ndarray) -> torch.Tensor:
         """Put ``obs`` into the input row and return the full input ``[N, input]``."""
         assert self.x is not None
-        o = torch.as_tensor(obs, device=self.device)
-        if isinstance(self.obs_space, gym.spaces.Discrete):
-            self.x[:, : self.obs_dim] = nn.functional.one_hot(o.long(), self.obs_dim).float()
-        else:
-            self.x[:, : self.obs_dim] = o.reshape(len(o), -1).float()
+        self.x[:, : self.obs_dim] = self.codec.encode_obs(obs)
         return self.x
 
     @torch.no_grad()
@@ -213,12 +191,7 @@ class RL2Policy:
         """Feed the step's action, reward and done flag into the next input."""
         assert self.x is not None
         a0 = self.obs_dim
-        a = torch.as_tensor(actions, device=self.device)
-        if isinstance(self.act_space, gym.spaces.Discrete):
-            self.x[:, a0 : a0 + self.act_dim] = nn.functional.one_hot(a.long(), self.act_dim).float()
-        else:  # the action as the env applied it (clipped), in [-1, 1] units
-            u = (a.float().reshape(len(a), -1) - self.center) / self.scale
-            self.x[:, a0 : a0 + self.act_dim] = u.clamp(-1.0, 1.0)
+        self.x[:, a0 : a0 + self.act_dim] = self.codec.encode_action(actions)
         self.x[:, -2] = torch.as_tensor(rewards, device=self.device, dtype=torch.float32)
         self.x[:, -1] = torch.as_tensor(dones, device=self.device, dtype=torch.float32)
 
@@ -240,7 +213,7 @@ class RL2(TrialAgent):
         discrete = isinstance(self.act_space, gym.spaces.Discrete)
         with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching global state
             torch.manual_seed(seed)
-            self.net = RL2Net(_space_dim(self.obs_space), _space_dim(self.act_space), discrete,
+            self.net = RL2Net(space_dim(self.obs_space), space_dim(self.act_space), discrete,
                                   config.hidden_size, config.cell, config.value_time_input).to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)

@@ -60,10 +60,16 @@ class EvalConfig:
     seed: int = dataclasses.field(default=0, metadata={"help": "seed of the evaluation tasks and environments"})
     json: str | None = dataclasses.field(default=None, metadata={"help": "write the JSON report here (default: RUN_DIR/eval/<split>.json)"})
     plot: str | None = dataclasses.field(default=None, metadata={"help": "write the PNG plot here (default: next to the JSON)"})
+    inner_steps: int | None = dataclasses.field(
+        default=None, metadata={"help": "gradient-based agents (maml, maml_pg): adapt with 0..N inner steps (default: the run's)"})
+    init: Literal["trained", "random"] = dataclasses.field(
+        default="trained", metadata={"help": "random: the run's agent freshly initialised (the random-initialisation baseline)"})
 
     def __post_init__(self) -> None:
         if self.num_tasks < 1:
             raise UsageError(f"--num-tasks must be >= 1, got {self.num_tasks}")
+        if self.inner_steps is not None and self.inner_steps < 0:
+            raise UsageError(f"--inner-steps must be >= 0, got {self.inner_steps}")
 
 
 def from_dict(cls: type, data: dict[str, Any], where: str) -> Any:

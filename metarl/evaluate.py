@@ -1,6 +1,7 @@
 """``python -m metarl.evaluate``: adaptation curves and scores on held-out tasks.
 
     python -m metarl.evaluate RUN_DIR --split test             # a trained run
+    python -m metarl.evaluate RUN_DIR --inner-steps 3 --init random   # MAML's random-init baseline
     python -m metarl.evaluate --algo thompson --env metarl/Bandit-v0 --k 5 --n 100 --json out.json
     python -m metarl.evaluate RUN_DIR --benchmark omniglot-oneshot --data-root all_runs/   # Lake et al. 2015
 
@@ -63,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         run = from_dict(RunConfig, cfg.get("run", {}), f"{run_dir}/config.json")
         device = setup_torch(run)
         agent = build_agent(agent_cls, agent_config, family, seed=run.seed, device=device)
-        agent.load_state_dict(load_checkpoint(run_dir / "checkpoints" / CHECKPOINT)["agent"])
-        default_json = run_dir / "eval" / f"{ev.split}.json"
+        if ev.init == "trained":
+            agent.load_state_dict(load_checkpoint(run_dir / "checkpoints" / CHECKPOINT)["agent"])
+        default_json = run_dir / "eval" / (f"{ev.split}.json" if ev.init == "trained" else f"{ev.split}-random-init.json")
     else:
         if not first.algo:
             raise UsageError("give a run directory (RUN_DIR) or a baseline with --algo NAME --env ID")
@@ -94,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         object.__setattr__(family, "_family_id", family_spec(env_id).id)
         agent = build_agent(agent_cls, sections["agent"], family, seed=ev.seed)
         default_json = None
+    if ev.inner_steps is not None:
+        if not hasattr(agent, "eval_inner_steps"):
+            raise UsageError(f"--inner-steps applies to gradient-based agents (maml, maml_pg); {agent_cls.name} "
+                             "adapts without inner steps")
+        agent.eval_inner_steps = ev.inner_steps
+    if ev.init == "random" and not first.run_dir:
+        raise UsageError("--init random evaluates a run's agent freshly initialised: give RUN_DIR")
     if bench.benchmark:
         return score_benchmark(agent, agent_cls.name, family, bench, Path(ev.json) if ev.json else (
             default_json.with_name(f"{bench.benchmark}.json") if default_json is not None else None))
@@ -101,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     result = agent.evaluate(tasks, seed=ev.seed)
     report = result.report(family.family_id, agent_cls.name, ev.split)
     report["family_kwargs"] = family.kwargs()
+    report["init"] = ev.init
     json_path = Path(ev.json) if ev.json else default_json
     if json_path is not None:
         png = Path(ev.plot) if ev.plot else json_path.with_suffix(".png")

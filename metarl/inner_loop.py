@@ -240,3 +240,31 @@ def batched_forward(model: Model, batched_params: Mapping[str, torch.Tensor], *i
         return forward_with(model, p)(*xs)
 
     return vmap(one)(dict(batched_params), *inputs)
+
+
+def adapt_step_batch(
+    model: Model,
+    params: Mapping[str, torch.Tensor],
+    loss_fn: LossFn,
+    batch: Any,
+    step_size: StepSize,
+    first_order: bool = False,
+    *,
+    per_task_params: bool = False,
+) -> Params:
+    """One inner step for every task of a meta-batch, vectorised with ``vmap``.
+
+    Unlike :func:`adapt_batch`, the parameters may already differ per task
+    (``per_task_params``: a leading task dimension, e.g. after an earlier step), which is
+    what MAML policy gradient needs when every inner step samples fresh trajectories with
+    the parameters adapted so far. ``step_size`` is shared by all tasks. The result carries
+    the full second-order graph back to the shared parameters and step sizes.
+    """
+
+    def one(p: Params, task_batch: Any) -> Params:
+        grads = grad(lambda q: loss_fn(forward_with(model, q), task_batch))(p)
+        if first_order:
+            grads = {k: g.detach() for k, g in grads.items()}
+        return inner_step(p, grads, step_size)
+
+    return vmap(one, in_dims=(0 if per_task_params else None, 0))(dict(params), batch)

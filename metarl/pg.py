@@ -81,3 +81,54 @@ def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: 
         clipped = old_values + (values - old_values).clamp(-clip, clip)
         err = torch.max(err, (clipped - returns) ** 2)
     return 0.5 * masked_mean(err, mask)
+
+
+def importance_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                         mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``-E[pi(a|s) / pi_old(a|s) * A]``, the policy-gradient objective as a loss.
+
+    At ``pi = pi_old`` its gradient is REINFORCE's, ``-E[grad log pi * A]``; away from it
+    the ratio corrects for the data having come from ``pi_old`` (used by TRPO's line
+    search and by MAML's inner loss, where its Hessian is ProMP's low-variance
+    curvature estimator, Rothfuss et al. 2019).
+    """
+    return -masked_mean((logp - old_logp).exp() * advantages, mask)
+
+
+def feature_baseline_features(obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Features of Duan et al. 2016's linear baseline for ``[..., T, N, D]`` observations:
+    ``[o, o², t, t², t³, 1]`` with ``o`` clipped to ±10 and ``t`` the step index / 100;
+    zero where ``mask`` is False so padding does not enter the fit."""
+    o = obs.clamp(-10.0, 10.0)
+    steps = obs.shape[-3]
+    t = (torch.arange(steps, device=obs.device, dtype=obs.dtype) / 100.0).view(steps, 1, 1)
+    t = t.expand(*obs.shape[:-1], 1)
+    feats = torch.cat([o, o * o, t, t * t, t * t * t, torch.ones_like(t)], dim=-1)
+    return feats * mask.unsqueeze(-1).to(obs.dtype)
+
+
+def linear_feature_baseline(obs: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+                            reg: float = 1e-5) -> torch.Tensor:
+    """Value estimates from a per-task linear regression of returns on state features.
+
+    The linear feature baseline of Duan et al. 2016 (used by MAML, Finn et al. 2017): for
+    each task (leading dimensions of ``obs[..., T, N, D]``) it fits ridge-regression weights
+    on that task's own trajectories and returns the fitted values, zero where ``mask`` is
+    False. All tasks are solved in one batched ``torch.linalg.solve``; when a system is
+    ill-conditioned the ridge coefficient grows tenfold, up to five times.
+    """
+    x = feature_baseline_features(obs, mask).flatten(-3, -2)  # [..., T*N, F]
+    y = (returns * mask.to(returns.dtype)).flatten(-2).unsqueeze(-1)  # [..., T*N, 1]
+    xtx = x.transpose(-1, -2) @ x
+    xty = x.transpose(-1, -2) @ y
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    for attempt in range(5):
+        try:
+            weights = torch.linalg.solve(xtx + reg * 10**attempt * eye, xty)
+        except RuntimeError:  # singular system (torch raises for exactly singular ones)
+            continue
+        if torch.isfinite(weights).all():
+            break
+    else:
+        weights = torch.zeros_like(xty)
+    return (x @ weights).squeeze(-1).view_as(returns)
