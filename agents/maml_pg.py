@@ -36,8 +36,8 @@ from torch.func import functional_call
 
 from metarl.agent import Agent, EvalResult, IterationStats
 from metarl.batched import RLFamily
-from metarl.inner_loop import Params, StepSizes, adapt_step_batch, batched_forward, params_of
-from metarl.pg import discounted_returns, gae, importance_surrogate, linear_feature_baseline
+from metarl.inner_loop import Params, StepSizes, adapt_step_tasks, params_of
+from metarl.pg import discounted_returns, gae, linear_feature_baseline
 from metarl.rollout import TrialTracker
 from metarl.spaces import SpaceCodec
 from metarl.task import Task, task_rng
@@ -117,6 +117,21 @@ class MLPPolicy(nn.Module):
             return out
         return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
 
+    def forward_tasks(self, params: Params, obs: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` with one parameter set per task: every tensor of ``params`` and
+        ``obs[tasks, ..., obs_dim]`` has a leading task dimension. Batched matrix products
+        (``baddbmm``), so plain autograd differentiates it efficiently to any order."""
+        tasks, inner = obs.shape[0], obs.shape[1:-1]
+        h = obs.reshape(tasks, -1, obs.shape[-1])
+        layers = [name for name, m in self.body.named_children() if isinstance(m, nn.Linear)]
+        for name in layers:
+            w, b = params[f"body.{name}.weight"], params[f"body.{name}.bias"]
+            h = torch.relu(torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)))
+        out = torch.baddbmm(params["head.bias"].unsqueeze(1), h, params["head.weight"].transpose(1, 2))
+        if self.log_std is not None:
+            out = torch.cat([out, params["log_std"].unsqueeze(1).expand_as(out)], dim=-1)
+        return out.reshape(tasks, *inner, out.shape[-1])
+
 
 class PolicyDist:
     """Log-probabilities, KL and sampling for the distribution parameters of :class:`MLPPolicy`."""
@@ -193,20 +208,6 @@ class Rollout:
         return self.obs, self.actions, self.logp, self.advantages, self.mask.float()
 
 
-class _PostAdaptation(nn.Module):
-    """The post-adaptation distribution parameters as a module whose parameters are the
-    meta-parameters, so ``torch.func`` can take their forward- and reverse-mode derivatives."""
-
-    def __init__(self, agent: MAMLPG):
-        super().__init__()
-        self.policy = agent.policy
-        self.step_sizes = agent.step_sizes
-        self._agent = [agent]  # a list: not registered as a submodule
-
-    def forward(self, pre: list[Rollout], post: Rollout) -> torch.Tensor:
-        return self._agent[0].post_dist(pre, post)
-
-
 def _per_task_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over everything but the leading (task) dimension, where ``mask``."""
     m = mask.to(x.dtype)
@@ -270,7 +271,7 @@ class MAMLPG(Agent):
     def _dist_params(self, params: Params, obs: torch.Tensor, per_task: bool) -> torch.Tensor:
         """Distribution parameters for ``obs[tasks, ..., obs_dim]``; ``params`` per task or shared."""
         if per_task:
-            return batched_forward(self.policy, params, obs)
+            return self.policy.forward_tasks(params, obs)
         return functional_call(self.policy, params, (obs,))
 
     @torch.no_grad()
@@ -323,13 +324,16 @@ class MAMLPG(Agent):
         ro.advantages = ((adv - mean) / (std + 1e-8)) * mask
 
     def _inner_loss(self, forward: Any, b: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Per-task REINFORCE losses ``[tasks]`` (importance-weighted form: equal at the
+        sampling policy, and the form ProMP differentiates twice)."""
         obs, actions, old_logp, adv, mask = b
-        return importance_surrogate(self.dist.log_prob(forward(obs), actions), old_logp, adv, mask)
+        ratio = torch.exp(self.dist.log_prob(forward(obs), actions) - old_logp)
+        return -_per_task_mean(ratio * adv, mask)
 
     def adapt(self, params: Params, ro: Rollout, step: int, per_task: bool, first_order: bool) -> Params:
         """One inner policy-gradient step per task on that task's trajectories ``ro``."""
-        return adapt_step_batch(self.policy, params, self._inner_loss, ro.batch(), self.step_size(step),
-                                first_order, per_task_params=per_task)
+        return adapt_step_tasks(self.policy.forward_tasks, params, self._inner_loss, ro.batch(), self.step_size(step),
+                                ro.obs.shape[0], first_order, per_task_params=per_task)
 
     def sample_adaptation(self, tasks: Sequence[Task], steps: int, trajectories: int,
                           generator: torch.Generator, env_rng: np.random.Generator) -> tuple[list[Rollout], Rollout]:
@@ -376,31 +380,24 @@ class MAMLPG(Agent):
     def gauss_newton_fvp(self, pre: list[Rollout], post: Rollout, damping: float) -> Any:
         """``v -> (J^T M J + damping) v``: the Hessian of the mean KL at the sampling policy.
 
-        ``J`` is the Jacobian of the post-adaptation distribution parameters in the
-        meta-parameters (through the inner steps) and ``M`` the KL's Hessian in those
-        distribution parameters. Because the KL's gradient in them is zero at the sampling
-        policy, this equals the double-backward Hessian exactly, without its third-order
-        terms: ``J v`` by forward mode (``torch.func.jvp``), ``J^T u`` by one reused
-        reverse pass (``torch.func.vjp``).
+        ``J`` is the Jacobian of the post-adaptation distribution parameters ``d`` in the
+        meta-parameters (through the inner steps) and ``M`` the KL's Hessian in ``d``.
+        Because the KL's gradient in ``d`` is zero at the sampling policy, this equals the
+        double-backward Hessian of the KL exactly, without its third-order terms. ``J^T u``
+        is one reverse pass through the retained graph of ``d``; ``J v`` is the reverse
+        pass of the (linear in ``w``) product ``J^T w``, differentiated in ``w``.
         """
-        meta = _PostAdaptation(self)
-        names = [n for n, _ in meta.named_parameters()]
-        params = [p for _, p in meta.named_parameters()]
-        primals = {n: p.detach() for n, p in zip(names, params, strict=True)}
-
-        def dist(p: dict[str, torch.Tensor]) -> torch.Tensor:
-            return functional_call(meta, p, (pre, post))
-
-        # J^T u by plain autograd on one graph, retained across the CG iterations.
+        params = self.meta_parameters()
         d = self.post_dist(pre, post)
+        w = torch.zeros_like(d, requires_grad=True)
+        jt_w = torch.autograd.grad(d, params, w, create_graph=True)
         m = post.mask.to(post.dist.dtype)
         weight = (m / (m.sum((1, 2), keepdim=True).clamp_min(1.0) * m.shape[0])).unsqueeze(-1)
-        shapes = [p.shape for p in params]
         sizes = [p.numel() for p in params]
 
         def fvp(v: torch.Tensor) -> torch.Tensor:
-            tangents = {n: t.view(shape) for n, t, shape in zip(names, v.split(sizes), shapes, strict=True)}
-            _, jv = torch.func.jvp(dist, (primals,), (tangents,))
+            pieces = [t.view_as(p) for t, p in zip(v.split(sizes), params, strict=True)]
+            (jv,) = torch.autograd.grad(jt_w, w, pieces, retain_graph=True)
             grads = torch.autograd.grad(d, params, self.dist.kl_hessian_vector(post.dist, jv) * weight,
                                         retain_graph=True)
             return torch.cat([g.reshape(-1) for g in grads]) + damping * v
@@ -433,8 +430,7 @@ class MAMLPG(Agent):
             scalars.update({"train/outer_loss": float(loss.detach()), "train/kl": float(kl.detach())})
         if pre:
             with torch.no_grad():
-                scalars["train/inner_loss"] = float(self._inner_loss(lambda o: self.policy(o), (
-                    pre[0].obs, pre[0].actions, pre[0].logp, pre[0].advantages, pre[0].mask.float())))
+                scalars["train/inner_loss"] = float(self._inner_loss(lambda o: self.policy(o), pre[0].batch()).mean())
         if self.step_sizes is not None:
             lrs = self.step_sizes.flat()
             scalars.update({"train/step_size_mean": float(lrs.mean()), "train/step_size_std": float(lrs.std()),

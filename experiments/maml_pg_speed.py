@@ -33,13 +33,13 @@ class LoopMAMLPG(MAMLPG):
     """The same algorithm, written as a loop over tasks with ``create_graph=True``."""
 
     def _adapt_one(self, params: dict[str, torch.Tensor], ro: Rollout, create_graph: bool) -> dict[str, torch.Tensor]:
-        obs, actions, old_logp, adv, mask = (x[0] for x in ro.batch())
-        loss = self._inner_loss(lambda o: functional_call(self.policy, params, (o,)), (obs, actions, old_logp, adv, mask))
+        loss = self._inner_loss(lambda o: functional_call(self.policy, params, (o,)), ro.batch()).sum()
         grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
         return {k: p - self.config.inner_lr * g for (k, p), g in zip(params.items(), grads, strict=True)}
 
     def train_iteration(self):  # type: ignore[override]
         cfg = self.config
+        start = time.perf_counter()
         tasks = self.family.sample_tasks(cfg.meta_batch, "train", self.task_rng)
         data = []
         for task in tasks:
@@ -52,6 +52,8 @@ class LoopMAMLPG(MAMLPG):
             post = self.rollout([task], adapted, False, cfg.trajectories, self.generator, int(self.env_rng.integers(2**31)))
             self.add_advantages(post)
             data.append((pre, post))
+
+        sampled = time.perf_counter()
 
         def objective() -> tuple[torch.Tensor, torch.Tensor]:
             losses, kls = [], []
@@ -68,16 +70,25 @@ class LoopMAMLPG(MAMLPG):
 
         trpo_step(self.meta_parameters(), objective, cfg.max_kl, cfg.cg_iters, cfg.cg_damping, ls_steps=cfg.ls_steps)
         self.iterations += 1
+        return _Stats({"time/sample_seconds": sampled - start, "time/update_seconds": time.perf_counter() - sampled})
 
 
-def time_iterations(agent: MAMLPG, n: int) -> list[float]:
+class _Stats:
+    def __init__(self, scalars: dict[str, float]):
+        self.scalars = scalars
+
+
+def time_iterations(agent: MAMLPG, n: int) -> tuple[list[float], list[float], list[float]]:
+    """Seconds per meta-iteration, and the sampling and update parts of each."""
     agent.train_iteration()  # warm-up: env construction, first-call overheads
-    times = []
+    times, sample, update = [], [], []
     for _ in range(n):
         start = time.perf_counter()
-        agent.train_iteration()
+        stats = agent.train_iteration()
         times.append(time.perf_counter() - start)
-    return times
+        sample.append(stats.scalars["time/sample_seconds"])
+        update.append(stats.scalars["time/update_seconds"])
+    return times, sample, update
 
 
 def main() -> None:
@@ -96,11 +107,12 @@ def main() -> None:
     print(f"\nMAML-PG meta-iteration on Nav2D (20 tasks x 20 trajectories x 100 steps, TRPO, "
           f"{'first' if args.first_order else 'second'} order), {args.threads} thread(s); "
           f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}\n")
-    print("| implementation | seconds per meta-iteration (median, min-max) |")
-    print("|---|---|")
-    for name, t in rows.items():
-        print(f"| {name} | {statistics.median(t):.2f} ({min(t):.2f}-{max(t):.2f}) |")
-    ratio = statistics.median(rows["loop over tasks"]) / statistics.median(rows["batched (metarl)"])
+    print("| implementation | seconds per meta-iteration (median, min-max) | sampling | meta-update |")
+    print("|---|---|---|---|")
+    for name, (t, smp, upd) in rows.items():
+        print(f"| {name} | {statistics.median(t):.2f} ({min(t):.2f}-{max(t):.2f}) | {statistics.median(smp):.2f} "
+              f"| {statistics.median(upd):.2f} |")
+    ratio = statistics.median(rows["loop over tasks"][0]) / statistics.median(rows["batched (metarl)"][0])
     print(f"\nspeed-up of the batched implementation: {ratio:.1f}x")
 
 

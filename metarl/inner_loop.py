@@ -268,3 +268,45 @@ def adapt_step_batch(
         return inner_step(p, grads, step_size)
 
     return vmap(one, in_dims=(0 if per_task_params else None, 0))(dict(params), batch)
+
+
+TaskBatchedModel = Callable[..., Any]
+"""``model(params, *inputs)`` where every parameter and input has a leading task dimension."""
+
+
+def adapt_step_tasks(
+    model: TaskBatchedModel,
+    params: Mapping[str, torch.Tensor],
+    loss_fn: Callable[[Forward, Any], torch.Tensor],
+    batch: Any,
+    step_size: StepSize,
+    num_tasks: int,
+    first_order: bool = False,
+    *,
+    per_task_params: bool = False,
+) -> Params:
+    """One inner step for every task by plain autograd on a task-batched model.
+
+    The same update as :func:`adapt_step_batch`, for models that can run all tasks' own
+    parameters in one call (batched matrix products): shared parameters are expanded to
+    one copy per task, ``loss_fn(forward, batch)`` returns the ``[tasks]`` vector of
+    per-task losses, and the gradient of their sum with respect to the copies is each
+    task's own gradient. With ``create_graph=True`` (second order) the result carries the
+    full meta-gradient graph; no ``vmap`` is involved, which on CPU saves its per-operator
+    overhead. Also works where ``params`` need no gradient (sampling, evaluation).
+    """
+    outer_grad_mode = torch.is_grad_enabled()
+    with torch.enable_grad():
+        if per_task_params:
+            copies = dict(params)
+        else:
+            copies = {k: v.expand(num_tasks, *v.shape) for k, v in params.items()}
+        copies = {k: v if v.requires_grad else v.detach().clone().requires_grad_() for k, v in copies.items()}
+        losses = loss_fn(lambda *inputs: model(copies, *inputs), batch)
+        if losses.shape != (num_tasks,):
+            raise ValueError(f"loss_fn must return one loss per task, shape ({num_tasks},), got {tuple(losses.shape)}")
+        need_graph = not first_order and outer_grad_mode and any(p.requires_grad for p in params.values())
+        grads = torch.autograd.grad(losses.sum(), list(copies.values()), create_graph=need_graph)
+    if first_order or not need_graph:
+        grads = tuple(g.detach() for g in grads)
+    return inner_step(copies, dict(zip(copies, grads, strict=True)), step_size)

@@ -83,18 +83,6 @@ def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: 
     return 0.5 * masked_mean(err, mask)
 
 
-def importance_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                         mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``-E[pi(a|s) / pi_old(a|s) * A]``, the policy-gradient objective as a loss.
-
-    At ``pi = pi_old`` its gradient is REINFORCE's, ``-E[grad log pi * A]``; away from it
-    the ratio corrects for the data having come from ``pi_old`` (used by TRPO's line
-    search and by MAML's inner loss, where its Hessian is ProMP's low-variance
-    curvature estimator, Rothfuss et al. 2019).
-    """
-    return -masked_mean((logp - old_logp).exp() * advantages, mask)
-
-
 def feature_baseline_features(obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Features of Duan et al. 2016's linear baseline for ``[..., T, N, D]`` observations:
     ``[o, o², t, t², t³, 1]`` with ``o`` clipped to ±10 and ``t`` the step index / 100;

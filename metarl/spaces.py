@@ -50,7 +50,8 @@ class SpaceCodec:
         """The env action for a network action (integers, or ``center + scale * u``)."""
         if self.discrete_actions:
             return action.cpu().numpy()
-        return (self.center + self.scale * action).cpu().numpy().reshape(len(action), *self.act_space.shape)
+        shape = tuple(self.act_space.shape or ())
+        return (self.center + self.scale * action).cpu().numpy().reshape(len(action), *shape)
 
     def encode_action(self, actions: np.ndarray) -> torch.Tensor:
         """``[N, act_dim]``: one-hot, or the action as the env applied it in ``[-1, 1]`` units."""
