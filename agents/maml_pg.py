@@ -65,7 +65,10 @@ class MAMLPGConfig:
         default="gauss-newton",
         metadata={"help": "TRPO: Fisher-vector products as J^T M J v (forward and reverse mode), or by double "
                           "backward through the KL (same matrix at the sampling policy, slower)"})
-    ls_steps: int = dataclasses.field(default=15, metadata={"help": "TRPO: line-search halvings before giving up"})
+    ls_steps: int = dataclasses.field(default=15, metadata={"help": "TRPO: line-search shrinkings before giving up"})
+    ls_backtrack: float = dataclasses.field(
+        default=0.8, metadata={"help": "TRPO: line-search shrink factor (rllab's 0.8: the full step's KL lands just "
+                                       "above the limit, and halving would spend a quarter of it)"})
     ppo_epochs: int = dataclasses.field(default=5, metadata={"help": "PPO: meta-gradient steps per meta-iteration"})
     ppo_clip: float = dataclasses.field(default=0.2, metadata={"help": "PPO: ratio clip of the outer objective"})
     meta_lr: float = dataclasses.field(default=1e-3, metadata={"help": "PPO: Adam learning rate"})
@@ -81,6 +84,8 @@ class MAMLPGConfig:
                      "meta_lr", "init_std", "eval_batch"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if not 0.0 < self.ls_backtrack < 1.0:
+            raise ValueError(f"--ls-backtrack must lie in (0, 1), got {self.ls_backtrack}")
         for name in ("inner_steps", "eval_inner_steps", "inner_lr", "cg_damping"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
@@ -416,7 +421,7 @@ class MAMLPG(Agent):
         if cfg.outer == "trpo":
             fvp = self.gauss_newton_fvp(pre, post, cfg.cg_damping) if cfg.fvp == "gauss-newton" else None
             stats: TRPOStats = trpo_step(params, lambda: self.objective(pre, post), cfg.max_kl, cfg.cg_iters,
-                                         cfg.cg_damping, ls_steps=cfg.ls_steps, fvp=fvp)
+                                         cfg.cg_damping, cfg.ls_backtrack, cfg.ls_steps, fvp=fvp)
             scalars.update({"train/outer_loss": stats.loss_before, "train/outer_loss_after": stats.loss_after,
                             "train/kl": stats.kl, "train/step_fraction": stats.step_fraction,
                             "train/grad_norm": stats.grad_norm})

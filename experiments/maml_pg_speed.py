@@ -68,7 +68,8 @@ class LoopMAMLPG(MAMLPG):
                 kls.append(_per_task_mean(self.dist.kl(post.dist[0], d)[None], post.mask[:1]))
             return torch.cat(losses).mean(), torch.cat(kls).mean()
 
-        trpo_step(self.meta_parameters(), objective, cfg.max_kl, cfg.cg_iters, cfg.cg_damping, ls_steps=cfg.ls_steps)
+        trpo_step(self.meta_parameters(), objective, cfg.max_kl, cfg.cg_iters, cfg.cg_damping, cfg.ls_backtrack,
+                  cfg.ls_steps)
         self.iterations += 1
         return _Stats({"time/sample_seconds": sampled - start, "time/update_seconds": time.perf_counter() - sampled})
 
@@ -78,17 +79,20 @@ class _Stats:
         self.scalars = scalars
 
 
-def time_iterations(agent: MAMLPG, n: int) -> tuple[list[float], list[float], list[float]]:
-    """Seconds per meta-iteration, and the sampling and update parts of each."""
-    agent.train_iteration()  # warm-up: env construction, first-call overheads
-    times, sample, update = [], [], []
+def time_iterations(agents: dict[str, MAMLPG], n: int) -> dict[str, tuple[list[float], list[float], list[float]]]:
+    """Seconds per meta-iteration, and its sampling and update parts, for each implementation;
+    the implementations alternate, so a drift of the machine's speed hits both alike."""
+    for agent in agents.values():
+        agent.train_iteration()  # warm-up: env construction, first-call overheads
+    out: dict[str, tuple[list[float], list[float], list[float]]] = {name: ([], [], []) for name in agents}
     for _ in range(n):
-        start = time.perf_counter()
-        stats = agent.train_iteration()
-        times.append(time.perf_counter() - start)
-        sample.append(stats.scalars["time/sample_seconds"])
-        update.append(stats.scalars["time/update_seconds"])
-    return times, sample, update
+        for name, agent in agents.items():
+            start = time.perf_counter()
+            stats = agent.train_iteration()
+            out[name][0].append(time.perf_counter() - start)
+            out[name][1].append(stats.scalars["time/sample_seconds"])
+            out[name][2].append(stats.scalars["time/update_seconds"])
+    return out
 
 
 def main() -> None:
@@ -101,9 +105,8 @@ def main() -> None:
     family = metarl.make_family("metarl/Nav2D-v0")  # horizon 100
     cfg = MAMLPGConfig(meta_batch=20, trajectories=20, inner_lr=0.1, first_order=args.first_order)
     load = os.getloadavg()
-    rows = {}
-    for name, cls in (("batched (metarl)", MAMLPG), ("loop over tasks", LoopMAMLPG)):
-        rows[name] = time_iterations(cls(cfg, family, seed=0), args.iterations)
+    rows = time_iterations({"batched (metarl)": MAMLPG(cfg, family, seed=0),
+                            "loop over tasks": LoopMAMLPG(cfg, family, seed=0)}, args.iterations)
     print(f"\nMAML-PG meta-iteration on Nav2D (20 tasks x 20 trajectories x 100 steps, TRPO, "
           f"{'first' if args.first_order else 'second'} order), {args.threads} thread(s); "
           f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}\n")

@@ -8,7 +8,16 @@ import pytest
 import torch
 from torch import nn
 
-from metarl.inner_loop import StepSizes, adapt, adapt_batch, batched_forward, forward_with, params_of
+from metarl.inner_loop import (
+    StepSizes,
+    adapt,
+    adapt_batch,
+    adapt_step_batch,
+    adapt_step_tasks,
+    batched_forward,
+    forward_with,
+    params_of,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -169,3 +178,33 @@ def test_return_all_partial_adaptation_and_errors():
         adapt(net, params, mse, (x, x), 1, {"0.weight": torch.ones(4, 1)})
     with pytest.raises(KeyError, match="adapt_names"):
         adapt(net, params, mse, (x, x), 1, 0.1, adapt_names=["nope"])
+
+
+def test_task_batched_autograd_step_equals_the_vmap_step_with_its_second_order_graph():
+    net = tiny_mlp(2)
+    params = params_of(net)
+    lrs = StepSizes(params, init=0.2, steps=1)
+    g = torch.Generator().manual_seed(4)
+    sx, qx = torch.randn(3, 5, 1, generator=g), torch.randn(3, 5, 1, generator=g)
+    sy, qy = torch.sin(2 * sx), torch.cos(qx)
+
+    def batched_model(p, x):  # the MLP with per-task weights, written with vmap for reference
+        return batched_forward(net, p, x)
+
+    def per_task_mse(forward, batch):
+        x, y = batch
+        return ((forward(x) - y) ** 2).mean(dim=(1, 2))
+
+    for first_order in (False, True):
+        fast = adapt_step_tasks(batched_model, params, per_task_mse, (sx, sy), lrs.at(0), 3, first_order)
+        ref = adapt_step_batch(net, params, mse, (sx, sy), lrs.at(0), first_order)
+        second = adapt_step_tasks(batched_model, fast, per_task_mse, (qx, qy), lrs.at(0), 3, first_order,
+                                  per_task_params=True)
+        ref2 = adapt_step_batch(net, ref, mse, (qx, qy), lrs.at(0), first_order, per_task_params=True)
+        outer_f = sum(v.pow(2).sum() for v in second.values())
+        outer_r = sum(v.pow(2).sum() for v in ref2.values())
+        meta = [*params.values(), *lrs.parameters()]
+        for a, b in zip(torch.autograd.grad(outer_f, meta), torch.autograd.grad(outer_r, meta), strict=True):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="one loss per task"):
+        adapt_step_tasks(batched_model, params, lambda f, b: per_task_mse(f, b).sum(), (sx, sy), 0.1, 3)
