@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from agents.protonet import Conv4, as_layout, fast_layout
-from metarl.agent import IterationStats
+from metarl.agent import IterationStats, check_non_negative, check_positive
 from metarl.episodes import FewShotClassifier, labelled_batch
+from metarl.models import Conv4, as_layout, fast_layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,12 +43,8 @@ class FinetuneConfig:
     curve_tasks: int = dataclasses.field(default=32, metadata={"help": "training tasks in that curve"})
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "batch_size", "lr", "channels", "finetune_steps", "finetune_lr", "curve_tasks"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("lr_halve_every", "curve_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        check_positive(self, ("iterations", "batch_size", "lr", "channels", "finetune_steps", "finetune_lr", "curve_tasks"))
+        check_non_negative(self, ("lr_halve_every", "curve_every"))
         if not self.eval_shots or min(self.eval_shots) < 1:
             raise ValueError(f"--eval-shots must be positive shot counts, got {self.eval_shots}")
 

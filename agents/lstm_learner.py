@@ -32,18 +32,9 @@ from torch import nn
 from torch.func import vmap
 from torch.nn import functional as F
 
-from agents.maml import (
-    FewShotAgent,
-    check_non_negative,
-    check_positive,
-    encoder,
-    episode_ways,
-    metric_name,
-    task_loss,
-    task_metric,
-    within_class_rank,
-)
-from metarl.agent import EvalResult, IterationStats
+from metarl.agent import EvalResult, IterationStats, check_non_negative, check_positive
+from metarl.episodes import FewShotAgent, episode_ways, metric_name, task_loss, task_metric, within_class_rank
+from metarl.models import encoder
 from metarl.supervised import Episode, SupervisedFamily
 from metarl.task import Task, TaskFamily
 
@@ -204,11 +195,11 @@ class LSTMLearner(FewShotAgent):
 
     def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "torch_rng": self.generator.get_state(), **self.rng_state()}
+                "torch_rng": self.generator.get_state(), **self.stream_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         if "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
             self.generator.set_state(state["torch_rng"])
-        self.load_rng_state(state)
+        self.load_stream_state(state)

@@ -14,9 +14,8 @@ by stride 2 as in its Omniglot net or by 2x2 max-pooling with ``--no-strided``, 
 linear head), built on the family's ``input_shape`` with ``num_outputs`` (ways) outputs.
 Batch norm always uses the statistics of the current task's batch, as in MAML.
 
-This module also holds what the supervised agents of ``agents/`` share (the models, the
-per-task losses and metrics, the episode plumbing), used by ``agents/siamese.py`` and
-``agents/lstm_learner.py``.
+The models are in :mod:`metarl.models`, the episode plumbing and per-task losses in
+:mod:`metarl.episodes`.
 """
 
 from __future__ import annotations
@@ -28,246 +27,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
 
-from metarl.agent import Agent, EvalResult, IterationStats
+from metarl.agent import EvalResult, IterationStats, check_non_negative, check_positive
+from metarl.episodes import FewShotAgent, episode_ways, metric_name, task_loss, task_metric
 from metarl.inner_loop import StepSizes, adapt_batch, forward_with, params_of
-from metarl.supervised import Episode, SupervisedFamily
-from metarl.task import Task, TaskFamily, task_rng
-
-# --------------------------------------------------------------------------------------
-# Models shared by the supervised agents
-
-
-class TaskBatchNorm2d(nn.Module):
-    """Batch norm over the current batch only (no running statistics), as MAML uses it,
-    written with primitive ops.
-
-    ``nn.BatchNorm2d(track_running_stats=False)`` computes the same values, but in
-    PyTorch 2.13 its second derivative is wrong under ``torch.func.vmap``: the meta-gradient
-    of a vmapped task batch differed from a loop over the same tasks (the loss values
-    agreed; compare pytorch/functorch#534). These primitives differentiate correctly to any
-    order under any transform (``tests/test_maml.py`` pins it).
-    """
-
-    def __init__(self, channels: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False, keepdim=True)
-        scale = torch.rsqrt(var + self.eps) * self.weight[:, None, None]  # per channel: one product on x below
-        return x * scale + (self.bias[:, None, None] - mean * scale)
-
-
-class SpatialMean(nn.Module):
-    """Average over the spatial dimensions: ``[N, C, H, W] -> [N, C]``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(-2, -1))
-
-
-def conv4(input_shape: Sequence[int], filters: int = 64, strided: bool = False) -> tuple[nn.Sequential, int]:
-    """The Conv-4 embedding of few-shot learning (Vinyals et al. 2016; MAML, Finn et al. 2017).
-
-    Four blocks of 3x3 conv (``filters``), batch norm and ReLU. They downsample by 2x2
-    max-pooling and the last map is flattened (``filters`` features for 28x28 inputs,
-    ``25 * filters`` for 84x84), or with ``strided`` by stride-2 convolutions with the last
-    map averaged (``filters`` features): the MAML paper's Omniglot net, about 4x cheaper.
-    Built on ``input_shape`` ``(C, H, W)``; returns the module and its output size.
-    """
-    if len(input_shape) != 3:
-        raise ValueError(f"Conv-4 needs image inputs shaped (C, H, W), got input_shape {tuple(input_shape)}")
-    h, w = int(input_shape[1]), int(input_shape[2])
-    if min(h, w) < 16:
-        raise ValueError(f"Conv-4 halves the image four times; {h}x{w} inputs are too small (need >= 16x16)")
-    layers: list[nn.Module] = []
-    channels = int(input_shape[0])
-    for _ in range(4):
-        layers += [nn.Conv2d(channels, filters, 3, stride=2 if strided else 1, padding=1), TaskBatchNorm2d(filters),
-                   nn.ReLU()]
-        if not strided:
-            layers.append(nn.MaxPool2d(2))
-        channels = filters
-    net = nn.Sequential(*layers, SpatialMean() if strided else nn.Flatten())
-    with torch.no_grad():
-        size = net(torch.zeros(2, *input_shape)).shape[1]
-    return net, int(size)
-
-
-def mlp(sizes: Sequence[int]) -> nn.Sequential:
-    """Linear layers of the given sizes with ReLU between them (none after the last)."""
-    layers: list[nn.Module] = [nn.Flatten()]
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-def encoder(family: SupervisedFamily, hidden: Sequence[int], filters: int, strided: bool = False) -> tuple[nn.Module, int]:
-    """The family's input encoder: Conv-4 for images ``(C, H, W)``, else an MLP (with a
-    ReLU on its output); returns it and its feature size."""
-    if len(family.input_shape) == 3:
-        return conv4(family.input_shape, filters, strided)
-    if not hidden:
-        raise ValueError("the MLP encoder needs at least one hidden layer size")
-    dims = [math.prod(family.input_shape), *hidden]
-    return nn.Sequential(mlp(dims), nn.ReLU()), dims[-1]
-
-
-def predictor(family: SupervisedFamily, hidden: Sequence[int], filters: int, strided: bool = False) -> nn.Module:
-    """The family's prediction model: an MLP (``hidden`` units) for vector inputs, Conv-4
-    and a linear head for images; ``num_outputs`` outputs."""
-    if len(family.input_shape) == 3:
-        body, size = conv4(family.input_shape, filters, strided)
-        return nn.Sequential(body, nn.Linear(size, family.num_outputs))
-    return mlp([math.prod(family.input_shape), *hidden, family.num_outputs])
-
-
-# --------------------------------------------------------------------------------------
-# Per-task losses and metrics, and the episode plumbing shared by the supervised agents
-
-
-def episode_ways(episode: Episode) -> int:
-    """Classes in a classification episode (labels are remapped to 0 .. ways-1)."""
-    return int(episode.support_y.max()) + 1
-
-
-def task_loss(problem: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The training loss over the last two dims' examples: MSE, or cross-entropy of logits.
-
-    ``out`` is ``[..., n, outputs]``; ``y`` is ``[..., n, outputs]`` (regression) or
-    ``[..., n]`` integer labels. Leading dims are kept (one loss per task).
-    """
-    if problem == "regression":
-        return ((out - y) ** 2).mean(dim=(-2, -1))
-    ce = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none")
-    return ce.view(y.shape).mean(-1)
-
-
-def task_metric(problem: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The reported metric per task: MSE (regression) or accuracy (classification)."""
-    if problem == "regression":
-        return ((out - y) ** 2).mean(dim=(-2, -1))
-    return (out.argmax(-1) == y).float().mean(-1)
-
-
-def within_class_rank(y: torch.Tensor, ways: int) -> torch.Tensor:
-    """Index of each example among the examples of its class in ``y`` ``[tasks, n]`` (0 for the first)."""
-    return F.one_hot(y, ways).cumsum(1).gather(-1, y.unsqueeze(-1)).squeeze(-1) - 1
-
-
-def metric_name(problem: str) -> str:
-    """``query_mse`` or ``query_accuracy``: the curve name of supervised evaluations."""
-    return "query_mse" if problem == "regression" else "query_accuracy"
-
-
-class FewShotAgent(Agent):
-    """Base of the supervised agents here: training and evaluation episodes, seeded streams.
-
-    The test protocol is the family's: its ``shots`` and ``queries`` (per class for
-    classification) shape evaluation episodes, and training uses them unless the config's
-    ``train_shots`` / ``train_queries`` are set. ``self.task_rng`` draws training tasks and
-    ``self.data_rng`` their examples; both are in :meth:`rng_state`, so a resumed run
-    continues the same streams.
-    """
-
-    kind: ClassVar[str] = "supervised"
-    default_env: ClassVar[str] = "metarl/Sinusoid-v0"
-
-    def __init__(self, config: Any, family: TaskFamily, seed: int = 0, device: torch.device | str = "cpu"):
-        super().__init__(config, family, seed, device)
-        assert isinstance(family, SupervisedFamily)
-        self.family: SupervisedFamily = family
-        self.problem = family.problem
-        self.eval_shots = int(getattr(family, "shots", 0) or config.train_shots)
-        self.eval_queries = int(getattr(family, "queries", 0) or config.train_queries)
-        self.shots = int(config.train_shots or self.eval_shots)
-        self.queries = int(config.train_queries or self.eval_queries)
-        if not (self.shots and self.queries):
-            raise ValueError(f"{type(family).__name__} has no 'shots'/'queries' arguments: give --train-shots and "
-                             f"--train-queries")
-        self.task_rng = task_rng(seed, "train")
-        self.data_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
-        self.iterations = 0
-        self._curves: list[EvalResult] = []
-
-    def progress(self) -> float:
-        return min(1.0, self.iterations / self.config.iterations)
-
-    def pooled_curve(self, result: EvalResult) -> EvalResult | None:
-        """The training tasks' curve pooled over the last ``curve_every`` iterations, once
-        every ``curve_every`` iterations (and at the end); ``None`` in between.
-
-        Iterations of these agents take milliseconds, and the trainer draws a figure for
-        every curve it gets: one per iteration would cost more than the training.
-        """
-        self._curves.append(result)
-        if self.iterations % self.config.curve_every and self.progress() < 1.0:
-            return None
-        pooled = dataclasses.replace(result, curve=np.concatenate([c.curve for c in self._curves]),
-                                     scores=np.concatenate([c.scores for c in self._curves]))
-        self._curves = []
-        return pooled
-
-    def train_episodes(self) -> Episode:
-        """A batched episode of ``meta_batch`` fresh training tasks, on the device."""
-        tasks = self.family.sample_tasks(self.config.meta_batch, "train", self.task_rng)
-        return self.family.sample_episodes(tasks, self.shots, self.queries, self.data_rng).to(self.device)
-
-    def eval_episodes(self, tasks: Sequence[Task], seed: int) -> list[Episode]:
-        """Evaluation episodes (the family's shots and queries) of ``tasks``, in chunks of
-        ``eval_batch`` tasks, drawn from a stream seeded by ``seed``."""
-        size = self.config.eval_batch
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
-        return [self.family.sample_episodes(tasks[i:i + size], self.eval_shots, self.eval_queries, rng).to(self.device)
-                for i in range(0, len(tasks), size)]
-
-    def as_batch(self, episode: Episode) -> tuple[Episode, bool]:
-        """A batched episode on the device, and whether the input was a single episode."""
-        if self.problem != "classification":
-            raise TypeError(f"classify() needs a classification family; {self.family.family_id or self.family} is regression")
-        single = episode.support_x.dim() == len(self.family.input_shape) + 1
-        batch = Episode.stack([episode]) if single else episode
-        ways = episode_ways(batch)
-        if ways > self.family.num_outputs:
-            raise ValueError(
-                f"the episode has {ways} classes but the model was trained for {self.family.num_outputs}; "
-                f"train with the family's ways set to at least {ways}"
-            )
-        return batch.to(self.device), single
-
-    def rng_state(self) -> dict[str, Any]:
-        return {"iterations": self.iterations, "task_rng": self.task_rng.bit_generator.state,
-                "data_rng": self.data_rng.bit_generator.state}
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        self.iterations = int(state.get("iterations", 0))
-        if "task_rng" in state:
-            self.task_rng.bit_generator.state = state["task_rng"]
-            self.data_rng.bit_generator.state = state["data_rng"]
-
-
-def check_positive(config: Any, names: Sequence[str]) -> None:
-    """Raise a flag-named error for any of ``names`` that is not > 0."""
-    for name in names:
-        if getattr(config, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(config, name)}")
-
-
-def check_non_negative(config: Any, names: Sequence[str]) -> None:
-    """Raise a flag-named error for any of ``names`` that is < 0."""
-    for name in names:
-        if getattr(config, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
-
-
-# --------------------------------------------------------------------------------------
-# MAML and Meta-SGD
+from metarl.models import predictor
+from metarl.supervised import Episode
+from metarl.task import Task, TaskFamily
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,7 +206,7 @@ class MAML(FewShotAgent):
             "step_sizes": self.step_sizes.state_dict() if self.step_sizes is not None else {},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            **self.rng_state(),
+            **self.stream_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -450,4 +216,4 @@ class MAML(FewShotAgent):
         if "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-        self.load_rng_state(state)
+        self.load_stream_state(state)

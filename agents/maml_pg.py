@@ -34,7 +34,7 @@ from gymnasium.vector import AutoresetMode
 from torch import nn
 from torch.func import functional_call
 
-from metarl.agent import Agent, EvalResult, IterationStats
+from metarl.agent import Agent, EvalResult, IterationStats, check_non_negative, check_positive
 from metarl.batched import RLFamily
 from metarl.inner_loop import Params, StepSizes, adapt_step_tasks, params_of
 from metarl.pg import discounted_returns, gae, linear_feature_baseline
@@ -80,15 +80,11 @@ class MAMLPGConfig:
     eval_batch: int = dataclasses.field(default=100, metadata={"help": "tasks adapted together in evaluation"})
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "meta_batch", "trajectories", "max_kl", "cg_iters", "ls_steps", "ppo_epochs",
-                     "meta_lr", "init_std", "eval_batch"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        check_positive(self, ("iterations", "meta_batch", "trajectories", "max_kl", "cg_iters", "ls_steps",
+                              "ppo_epochs", "meta_lr", "init_std", "eval_batch"))
         if not 0.0 < self.ls_backtrack < 1.0:
             raise ValueError(f"--ls-backtrack must lie in (0, 1), got {self.ls_backtrack}")
-        for name in ("inner_steps", "eval_inner_steps", "inner_lr", "cg_damping"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        check_non_negative(self, ("inner_steps", "eval_inner_steps", "inner_lr", "cg_damping"))
         if self.meta_sgd and self.inner_steps == 0:
             raise ValueError("--meta-sgd learns inner step sizes, so it needs --inner-steps >= 1")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:

@@ -19,47 +19,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from metarl.agent import IterationStats
-from metarl.episodes import FewShotClassifier, prototypes, squared_distances
-
-
-def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """3×3 convolution, batch norm, ReLU, 2×2 max-pool (Vinyals et al. 2016's block)."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-    )
-
-
-class Conv4(nn.Sequential):
-    """The Conv-4 embedding: four conv blocks, flattened. Inputs ``[M, C, H, W]`` with ``H, W >= 16``."""
-
-    def __init__(self, in_channels: int = 1, channels: int = 64, blocks: int = 4):
-        layers = [conv_block(in_channels if i == 0 else channels, channels) for i in range(blocks)]
-        super().__init__(*layers, nn.Flatten())
-
-    @staticmethod
-    def check_input(shape: tuple[int, ...], blocks: int = 4) -> None:
-        """Raise if images of ``shape`` would be pooled below 1×1."""
-        if len(shape) != 3 or min(shape[1:]) < 2**blocks:
-            raise ValueError(f"Conv-4 needs [channels, height, width] inputs of at least {2**blocks}×{2**blocks}, "
-                             f"got {shape}")
-
-    def out_features(self, shape: tuple[int, ...]) -> int:
-        with torch.no_grad():
-            return int(self.eval()(torch.zeros(1, *shape)).shape[-1])
-
-
-def fast_layout(net: nn.Module, device: torch.device) -> nn.Module:
-    """Channels-last on CPU: ~1.4× faster convolutions at these sizes (measured on 2 cores)."""
-    return net.to(device=device, memory_format=torch.channels_last if device.type == "cpu" else torch.contiguous_format)
-
-
-def as_layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cpu" and x.dim() == 4 else x
+from metarl.agent import IterationStats, check_non_negative, check_positive
+from metarl.episodes import FewShotClassifier, prototypes, squared_distances, training_family
+from metarl.models import Conv4, as_layout, fast_layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,23 +45,10 @@ class ProtoNetConfig:
     curve_tasks: int = dataclasses.field(default=32, metadata={"help": "training tasks in that curve"})
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "train_queries", "meta_batch", "lr", "channels", "curve_tasks"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("train_ways", "train_shots", "lr_halve_every", "curve_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        check_positive(self, ("iterations", "train_queries", "meta_batch", "lr", "channels", "curve_tasks"))
+        check_non_negative(self, ("train_ways", "train_shots", "lr_halve_every", "curve_every"))
         if not self.eval_shots or min(self.eval_shots) < 1:
             raise ValueError(f"--eval-shots must be positive shot counts, got {self.eval_shots}")
-
-
-def training_family(family: Any, ways: int) -> Any:
-    """The family with ``ways`` classes per task (``0`` keeps the family's)."""
-    if not ways or ways == family.num_outputs:
-        return family
-    if not dataclasses.is_dataclass(family) or "ways" not in {f.name for f in dataclasses.fields(family)}:
-        raise ValueError(f"--train-ways needs a family with a 'ways' argument; {type(family).__name__} has none")
-    return dataclasses.replace(family, ways=ways)
 
 
 class ProtoNet(FewShotClassifier):

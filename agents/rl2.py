@@ -21,7 +21,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 from torch import nn
 
-from metarl.agent import IterationStats, TrialAgent, trial_eval_result
+from metarl.agent import IterationStats, TrialAgent, check_positive, trial_eval_result
 from metarl.batched import RLFamily
 from metarl.pg import clipped_value_loss, gae, masked_mean, normalize, ppo_loss
 from metarl.rollout import TrialTracker
@@ -65,10 +65,7 @@ class RL2Config:
     sample_eval: bool = dataclasses.field(default=True, metadata={"help": "sample actions in evaluation (else the mode)"})
 
     def __post_init__(self) -> None:
-        positive = ("total_env_steps", "num_trials", "hidden_size", "lr", "epochs", "minibatches")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        check_positive(self, ("total_env_steps", "num_trials", "hidden_size", "lr", "epochs", "minibatches"))
         if self.trial_episodes < 0:
             raise ValueError(f"--trial-episodes must be >= 0, got {self.trial_episodes}")
         if self.minibatches > self.num_trials:

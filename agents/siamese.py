@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agents.protonet import Conv4, as_layout, fast_layout, training_family
-from metarl.agent import IterationStats
-from metarl.episodes import FewShotClassifier
+from metarl.agent import IterationStats, check_non_negative, check_positive
+from metarl.episodes import FewShotClassifier, training_family
+from metarl.models import Conv4, as_layout, fast_layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +45,8 @@ class SiameseConfig:
     curve_tasks: int = dataclasses.field(default=32, metadata={"help": "training tasks in that curve"})
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "train_queries", "meta_batch", "embedding", "channels", "lr", "curve_tasks"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("train_ways", "train_shots", "lr_halve_every", "weight_decay", "curve_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        check_positive(self, ("iterations", "train_queries", "meta_batch", "embedding", "channels", "lr", "curve_tasks"))
+        check_non_negative(self, ("train_ways", "train_shots", "lr_halve_every", "weight_decay", "curve_every"))
         if not self.eval_shots or min(self.eval_shots) < 1:
             raise ValueError(f"--eval-shots must be positive shot counts, got {self.eval_shots}")
         if self.train_ways == 1:

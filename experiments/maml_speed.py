@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agents.maml import conv4, mlp
 from metarl.inner_loop import adapt_batch, forward_with, params_of
+from metarl.models import maml_conv4, mlp
 
 
 def sinusoid_setup(device: torch.device) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def sinusoid_setup(device: torch.device) -> dict[str, Any]:
 
 def conv_setup(device: torch.device, strided: bool) -> dict[str, Any]:
     g = torch.Generator().manual_seed(0)
-    body, size = conv4((1, 28, 28), 64, strided)
+    body, size = maml_conv4((1, 28, 28), 64, strided)
     labels = torch.arange(5).repeat(32, 1)
     kind = "strided (MAML's Omniglot net)" if strided else "max-pool"
     return {"name": f"Conv-4 {kind}, 64 filters, 28x28 5-way 1-shot, 1 query/class, meta-batch 32",

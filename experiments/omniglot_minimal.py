@@ -72,10 +72,12 @@ FULL: dict[str, tuple[str, list[str]]] = {
                             "--iterations", "100000"]),
     "maml_5way": ("maml", ["--ways", "5", "--meta-batch", "32", "--inner-lr", "0.4", "--eval-inner-steps", "3",
                            "--iterations", "100000"]),
+    "meta_sgd_5way": ("maml", ["--ways", "5", "--meta-batch", "32", "--inner-lr", "0.4", "--eval-inner-steps", "1",
+                               "--meta-sgd", "--iterations", "100000"]),
     "lstm_20way": ("lstm", ["--ways", "20", "--meta-batch", "16", "--iterations", "100000"]),
     "lstm_5way": ("lstm", ["--ways", "5", "--meta-batch", "32", "--iterations", "100000"]),
 }
-FIXED_WAYS = {"maml_20way": 20, "maml_5way": 5, "lstm_20way": 20, "lstm_5way": 5}
+FIXED_WAYS = {"maml_20way": 20, "maml_5way": 5, "meta_sgd_5way": 5, "lstm_20way": 20, "lstm_5way": 5}
 """Settings whose model has an N-way output layer: evaluated at that N only."""
 QUICK: dict[str, list[str]] = {
     "protonet": ["--train-ways", "20", "--train-queries", "2", "--iterations", "10", "--channels", "16"],

@@ -130,3 +130,17 @@ class TrialAgent(Agent):
     def evaluate(self, tasks: Sequence[Task], seed: int = 0) -> EvalResult:
         result = run_trials(self.trial_policy(seed), self.family, tasks, self.episodes_per_trial(), seed=seed)  # type: ignore[arg-type]
         return trial_eval_result(result.returns)
+
+
+def check_positive(config: Any, names: Sequence[str]) -> None:
+    """Raise a flag-named error for any of ``names`` that is not > 0."""
+    for name in names:
+        if getattr(config, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(config, name)}")
+
+
+def check_non_negative(config: Any, names: Sequence[str]) -> None:
+    """Raise a flag-named error for any of ``names`` that is < 0."""
+    for name in names:
+        if getattr(config, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")

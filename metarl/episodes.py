@@ -8,9 +8,11 @@ first K to the support set and the rest to the query set, and relabels the N cla
 2016; Snell et al. 2017 section 3.1). Everything is array code over a whole meta-batch, and
 all randomness comes from a ``numpy.random.Generator`` passed in.
 
-The module also holds what every few-shot classifier shares at evaluation time: selecting
-the first ``k`` shots of each class from a larger support set and the shots-curve evaluator
-(:func:`evaluate_classifier`), which reports ``query_accuracy`` per shot count.
+The module also holds what the supervised agents of ``agents/`` share: selecting the first
+``k`` shots of each class from a larger support set, the shots-curve evaluator
+(:func:`evaluate_classifier`, which reports ``query_accuracy`` per shot count), the agent
+bases :class:`FewShotClassifier` (metric learners and fine-tuning) and :class:`FewShotAgent`
+(MAML and the LSTM learner, classification or regression), and per-task losses and metrics.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from metarl.agent import Agent, EvalResult
-from metarl.supervised import Episode
-from metarl.task import Task, task_rng
+from metarl.supervised import Episode, SupervisedFamily
+from metarl.task import Task, TaskFamily, task_rng
 
 CURVE_SHOTS: tuple[int, ...] = (1, 2, 5, 10)
 """Shot counts of the supervised adaptation curve (``adaptation/query_accuracy_shots_<k>``)."""
@@ -383,7 +386,33 @@ def classify_by_features(
     return torch.stack(out).cpu()
 
 
-class FewShotClassifier(Agent):
+class SupervisedAgent(Agent):
+    """What every supervised agent keeps: the iteration count and two seeded streams,
+    ``task_rng`` for training tasks and ``data_rng`` for their examples, saved in checkpoints
+    (:meth:`stream_state`) so that a resumed run continues the same streams."""
+
+    kind: ClassVar[str] = "supervised"
+
+    def __init__(self, config: Any, family: Any, seed: int = 0, device: torch.device | str = "cpu"):
+        super().__init__(config, family, seed, device)
+        self.task_rng = task_rng(seed, "train")
+        self.data_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
+        self.iterations = 0
+
+    def stream_state(self) -> dict[str, Any]:
+        """The iteration count and random streams, for :meth:`state_dict`."""
+        return {"iterations": self.iterations, "task_rng": self.task_rng.bit_generator.state,
+                "data_rng": self.data_rng.bit_generator.state}
+
+    def load_stream_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`stream_state` saved (a weights-only state keeps the fresh streams)."""
+        self.iterations = int(state.get("iterations", 0))
+        if "task_rng" in state:
+            self.task_rng.bit_generator.state = state["task_rng"]
+            self.data_rng.bit_generator.state = state["data_rng"]
+
+
+class FewShotClassifier(SupervisedAgent):
     """A few-shot classification agent: it embeds examples (:meth:`features`) and labels the
     queries of an episode from its support set (:meth:`predict`).
 
@@ -392,19 +421,15 @@ class FewShotClassifier(Agent):
     and a training-task adaptation curve every ``config.curve_every`` iterations.
     """
 
-    kind: ClassVar[str] = "supervised"
     default_env: ClassVar[str] = "metarl/Omniglot-v0"
     eval_chunk: ClassVar[int] = 1024
 
     def __init__(self, config: Any, family: Any, seed: int = 0, device: torch.device | str = "cpu"):
-        super().__init__(config, family, seed, device)
         if getattr(family, "problem", None) != "classification":
             raise ValueError(f"{self.name} classifies, but {family.family_id or type(family).__name__} is a "
                              f"{getattr(family, 'problem', 'non-supervised')} family")
-        self.task_rng = task_rng(seed, "train")
-        self.data_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
+        super().__init__(config, family, seed, device)
         self.augment_rng = torch.Generator().manual_seed(seed)
-        self.iterations = 0
 
     @abc.abstractmethod
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -469,13 +494,127 @@ class FewShotClassifier(Agent):
         return random_affine(x, self.augment_rng) if getattr(self.config, "augment", False) else x
 
     def stream_state(self) -> dict[str, Any]:
-        """The iteration count and random streams, for :meth:`state_dict`."""
-        return {"iterations": self.iterations, "task_rng": self.task_rng.bit_generator.state,
-                "data_rng": self.data_rng.bit_generator.state, "augment_rng": self.augment_rng.get_state()}
+        return {**super().stream_state(), "augment_rng": self.augment_rng.get_state()}
 
     def load_stream_state(self, state: dict[str, Any]) -> None:
-        self.iterations = int(state["iterations"])
-        self.task_rng.bit_generator.state = state["task_rng"]
-        self.data_rng.bit_generator.state = state["data_rng"]
+        super().load_stream_state(state)
         if "augment_rng" in state:
             self.augment_rng.set_state(state["augment_rng"])
+
+
+def episode_ways(episode: Episode) -> int:
+    """Classes in a classification episode (labels are remapped to 0 .. ways-1)."""
+    return int(episode.support_y.max()) + 1
+
+
+def task_loss(problem: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The training loss over the last two dims' examples: MSE, or cross-entropy of logits.
+
+    ``out`` is ``[..., n, outputs]``; ``y`` is ``[..., n, outputs]`` (regression) or
+    ``[..., n]`` integer labels. Leading dims are kept (one loss per task).
+    """
+    if problem == "regression":
+        return ((out - y) ** 2).mean(dim=(-2, -1))
+    ce = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none")
+    return ce.view(y.shape).mean(-1)
+
+
+def task_metric(problem: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The reported metric per task: MSE (regression) or accuracy (classification)."""
+    if problem == "regression":
+        return ((out - y) ** 2).mean(dim=(-2, -1))
+    return (out.argmax(-1) == y).float().mean(-1)
+
+
+def within_class_rank(y: torch.Tensor, ways: int) -> torch.Tensor:
+    """Index of each example among the examples of its class in ``y`` ``[tasks, n]`` (0 for the first)."""
+    return F.one_hot(y, ways).cumsum(1).gather(-1, y.unsqueeze(-1)).squeeze(-1) - 1
+
+
+def metric_name(problem: str) -> str:
+    """``query_mse`` or ``query_accuracy``: the curve name of supervised evaluations."""
+    return "query_mse" if problem == "regression" else "query_accuracy"
+
+
+class FewShotAgent(SupervisedAgent):
+    """Base of the agents that learn per task in a model (MAML, Meta-SGD, the LSTM learner), for
+    classification or regression: training and evaluation episodes, seeded streams.
+
+    The test protocol is the family's: its ``shots`` and ``queries`` (per class for
+    classification) shape evaluation episodes, and training uses them unless the config's
+    ``train_shots`` / ``train_queries`` are set. ``self.task_rng`` draws training tasks and
+    ``self.data_rng`` their examples; both are in :meth:`stream_state`, so a resumed run
+    continues the same streams.
+    """
+
+    default_env: ClassVar[str] = "metarl/Sinusoid-v0"
+
+    def __init__(self, config: Any, family: TaskFamily, seed: int = 0, device: torch.device | str = "cpu"):
+        super().__init__(config, family, seed, device)
+        assert isinstance(family, SupervisedFamily)
+        self.family: SupervisedFamily = family
+        self.problem = family.problem
+        self.eval_shots = int(getattr(family, "shots", 0) or config.train_shots)
+        self.eval_queries = int(getattr(family, "queries", 0) or config.train_queries)
+        self.shots = int(config.train_shots or self.eval_shots)
+        self.queries = int(config.train_queries or self.eval_queries)
+        if not (self.shots and self.queries):
+            raise ValueError(f"{type(family).__name__} has no 'shots'/'queries' arguments: give --train-shots and "
+                             f"--train-queries")
+        self._curves: list[EvalResult] = []
+
+    def progress(self) -> float:
+        return min(1.0, self.iterations / self.config.iterations)
+
+    def pooled_curve(self, result: EvalResult) -> EvalResult | None:
+        """The training tasks' curve pooled over the last ``curve_every`` iterations, once
+        every ``curve_every`` iterations (and at the end); ``None`` in between.
+
+        Iterations of these agents take milliseconds, and the trainer draws a figure for
+        every curve it gets: one per iteration would cost more than the training.
+        """
+        self._curves.append(result)
+        if self.iterations % self.config.curve_every and self.progress() < 1.0:
+            return None
+        pooled = dataclasses.replace(result, curve=np.concatenate([c.curve for c in self._curves]),
+                                     scores=np.concatenate([c.scores for c in self._curves]))
+        self._curves = []
+        return pooled
+
+    def train_episodes(self) -> Episode:
+        """A batched episode of ``meta_batch`` fresh training tasks, on the device."""
+        tasks = self.family.sample_tasks(self.config.meta_batch, "train", self.task_rng)
+        return self.family.sample_episodes(tasks, self.shots, self.queries, self.data_rng).to(self.device)
+
+    def eval_episodes(self, tasks: Sequence[Task], seed: int) -> list[Episode]:
+        """Evaluation episodes (the family's shots and queries) of ``tasks``, in chunks of
+        ``eval_batch`` tasks, drawn from a stream seeded by ``seed``."""
+        size = self.config.eval_batch
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+        return [self.family.sample_episodes(tasks[i:i + size], self.eval_shots, self.eval_queries, rng).to(self.device)
+                for i in range(0, len(tasks), size)]
+
+    def as_batch(self, episode: Episode) -> tuple[Episode, bool]:
+        """A batched episode on the device, and whether the input was a single episode."""
+        if self.problem != "classification":
+            raise TypeError(f"classify() needs a classification family; {self.family.family_id or self.family} is regression")
+        single = episode.support_x.dim() == len(self.family.input_shape) + 1
+        batch = Episode.stack([episode]) if single else episode
+        ways = episode_ways(batch)
+        if ways > self.family.num_outputs:
+            raise ValueError(
+                f"the episode has {ways} classes but the model was trained for {self.family.num_outputs}; "
+                f"train with the family's ways set to at least {ways}"
+            )
+        return batch.to(self.device), single
+
+
+
+def training_family(family: Any, ways: int) -> Any:
+    """The family with ``ways`` classes per task (``0`` keeps the family's)."""
+    if not ways or ways == family.num_outputs:
+        return family
+    if (not dataclasses.is_dataclass(family) or isinstance(family, type)
+            or "ways" not in {f.name for f in dataclasses.fields(family)}):
+        raise ValueError(f"--train-ways needs a family with a 'ways' argument; {type(family).__name__} has none")
+    return dataclasses.replace(family, ways=ways)

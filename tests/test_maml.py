@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import metarl
-from agents.maml import MAML, MAMLConfig, conv4
+from agents.maml import MAML, MAMLConfig
 from metarl import evaluate, train
 from metarl.inner_loop import adapt, batched_forward, forward_with, params_of
+from metarl.models import maml_conv4
 from metarl.supervised import Episode
 from metarl.task import task_rng
 from metarl.tb import read_scalars
@@ -57,7 +58,7 @@ def test_vmap_meta_gradient_of_conv4_equals_a_loop_over_tasks():
     """The Conv-4's batch norm is written with primitives because nn.BatchNorm2d's double
     backward is wrong under vmap (see TaskBatchNorm2d); this pins the fix."""
     torch.manual_seed(0)
-    body, size = conv4((1, 16, 16), filters=3)
+    body, size = maml_conv4((1, 16, 16), filters=3)
     net = torch.nn.Sequential(body, torch.nn.Linear(size, 2)).double()
     params = params_of(net)
     g = torch.Generator().manual_seed(0)
