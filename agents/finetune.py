@@ -102,11 +102,13 @@ class Finetune(FewShotClassifier):
     def train_iteration(self) -> IterationStats:
         if self._classes is None:
             self.check_data()
-            self._classes = self.family.class_dataset("train")
+            family: Any = self.family  # class_dataset is checked for in __init__, not part of SupervisedFamily
+            self._classes = family.class_dataset("train")
         if self.head is None:
             self._build_head(len(self._classes[1]))
         assert self.head is not None and self.optimizer is not None
-        x, y = labelled_batch(*self._classes, self.config.batch_size, self.data_rng)
+        data, rows, turns = self._classes
+        x, y = labelled_batch(data, rows, turns, self.config.batch_size, self.data_rng)
         y = y.to(self.device)
         logits = self.head(self.backbone(as_layout(self.augmented(x), self.device)))
         loss = nn.functional.cross_entropy(logits, y)

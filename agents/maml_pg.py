@@ -252,8 +252,8 @@ class MAMLPG(Agent):
 
     def meta_parameters(self) -> list[torch.Tensor]:
         """What the outer loop learns: the initial policy parameters and any step sizes."""
-        extra = list(self.step_sizes.parameters()) if self.step_sizes is not None else []
-        return list(self.policy.parameters()) + extra
+        extra: list[torch.Tensor] = list(self.step_sizes.parameters()) if self.step_sizes is not None else []
+        return [*self.policy.parameters(), *extra]
 
     def step_size(self, step: int) -> Any:
         """Inner step size(s) of step ``step`` (the learned ones reuse their last set)."""

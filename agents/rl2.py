@@ -205,7 +205,7 @@ class RL2(TrialAgent):
         super().__init__(config, family, seed, device)
         self.family: RLFamily = family
         env = family.make_vec_env(config.num_trials, autoreset_mode=AutoresetMode.SAME_STEP)
-        self.env = env
+        self.env: Any = env  # every family's vector env has set_tasks (DESIGN.md), which VectorEnv does not declare
         self.obs_space, self.act_space = env.single_observation_space, env.single_action_space
         discrete = isinstance(self.act_space, gym.spaces.Discrete)
         with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching global state

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -52,7 +53,10 @@ class Conv4(nn.Sequential):
             return int(self.eval()(torch.zeros(1, *shape)).shape[-1])
 
 
-def fast_layout(net: nn.Module, device: torch.device) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def fast_layout(net: ModuleT, device: torch.device) -> ModuleT:
     """Channels-last on CPU: ~1.4× faster convolutions at these sizes (measured on 2 cores)."""
     layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     return net.to(device=device, memory_format=layout)  # type: ignore[call-overload]  # missing from torch's stubs
