@@ -542,9 +542,7 @@ class FewShotAgent(SupervisedAgent):
 
     The test protocol is the family's: its ``shots`` and ``queries`` (per class for
     classification) shape evaluation episodes, and training uses them unless the config's
-    ``train_shots`` / ``train_queries`` are set. ``self.task_rng`` draws training tasks and
-    ``self.data_rng`` their examples; both are in :meth:`stream_state`, so a resumed run
-    continues the same streams.
+    ``train_shots`` / ``train_queries`` are set.
     """
 
     default_env: ClassVar[str] = "metarl/Sinusoid-v0"
@@ -607,7 +605,6 @@ class FewShotAgent(SupervisedAgent):
                 f"train with the family's ways set to at least {ways}"
             )
         return batch.to(self.device), single
-
 
 
 def training_family(family: Any, ways: int) -> Any:
