@@ -30,7 +30,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space
 
 import metarl
-from metarl.batched import ArrayRLFamily, RLFamily
+from metarl.rl.array_family import ArrayRLFamily, RLFamily
 
 NATIVE_SIZES = (64, 1024, 4096)
 SYNC_SIZE = 64

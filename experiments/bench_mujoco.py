@@ -25,7 +25,7 @@ import numpy as np
 from bench_envs import bench_single, bench_vector, fmt
 
 import metarl
-from metarl.batched import RLFamily
+from metarl.rl.array_family import RLFamily
 
 FAMILIES = (
     "metarl/HalfCheetahVel-v0",

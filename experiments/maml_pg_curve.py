@@ -84,7 +84,7 @@ def main() -> None:
 
 
 def _training_summary(run: Path) -> str:
-    from metarl.tb import read_scalars
+    from metarl.run.logger import read_scalars
 
     tags = read_scalars(run)
     iters = len(tags.get("time/iteration_seconds", []))

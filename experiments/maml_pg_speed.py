@@ -24,9 +24,10 @@ import torch
 from torch.func import functional_call
 
 import metarl
-from agents.maml_pg import MAMLPG, MAMLPGConfig, Rollout, _per_task_mean
-from metarl.inner_loop import params_of
-from metarl.trpo import trpo_step
+from metarl.agents.maml_pg import MAMLPG, MAMLPGConfig, Rollout
+from metarl.core.inner_loop import params_of
+from metarl.rl.losses import per_task_mean
+from metarl.rl.trpo import trpo_step
 
 
 class LoopMAMLPG(MAMLPG):
@@ -64,8 +65,8 @@ class LoopMAMLPG(MAMLPG):
                 logp = self.dist.log_prob(d, post.actions[0])
                 assert post.advantages is not None
                 ratio = torch.exp(logp - post.logp[0])
-                losses.append(-_per_task_mean((ratio * post.advantages[0])[None], post.mask[:1]))
-                kls.append(_per_task_mean(self.dist.kl(post.dist[0], d)[None], post.mask[:1]))
+                losses.append(-per_task_mean((ratio * post.advantages[0])[None], post.mask[:1]))
+                kls.append(per_task_mean(self.dist.kl(post.dist[0], d)[None], post.mask[:1]))
             return torch.cat(losses).mean(), torch.cat(kls).mean()
 
         trpo_step(self.meta_parameters(), objective, cfg.max_kl, cfg.cg_iters, cfg.cg_damping, cfg.ls_backtrack,

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from metarl.inner_loop import adapt_batch, forward_with, params_of
-from metarl.models import maml_conv4, mlp
+from metarl.core.inner_loop import adapt_batch, forward_with, params_of
+from metarl.fewshot.models import maml_conv4, mlp
 
 
 def sinusoid_setup(device: torch.device) -> dict[str, Any]:

@@ -40,9 +40,9 @@ from typing import Any
 import torch
 
 from metarl import train
-from metarl.registry import algo_spec
-from metarl.task import task_rng
-from metarl.trainer import CHECKPOINT, load_checkpoint
+from metarl.core.registry import algo_spec
+from metarl.core.seeding import task_rng
+from metarl.run.checkpoint import CHECKPOINT, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,11 +104,10 @@ def train_run(algo: str, background: str, flags: list[str], logdir: Path, seed: 
 def evaluate(algo: str, background: str, run: Path | None, ways: int, episodes: int, seed: int,
              device: str) -> dict[str, Any]:
     """1-shot within-alphabet query error on held-out alphabets, ``episodes`` episodes."""
-    from envs.omniglot import OmniglotFamily
+    from metarl.envs.omniglot import OmniglotFamily
 
     cls = algo_spec(algo).load()
     family = OmniglotFamily(ways=ways, shots=1, queries=5, background=background)
-    object.__setattr__(family, "_family_id", "metarl/Omniglot-v0")
     if run is not None:
         cfg = json.loads((run / "config.json").read_text())
         config = cls.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["agent"].items()})

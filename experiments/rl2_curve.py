@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from metarl import evaluate
-from metarl.tb import read_scalars
+from metarl.run.logger import read_scalars
 
 
 def baseline(algo: str, env: str, family_kwargs: dict) -> dict:

@@ -10,20 +10,42 @@ first episode's path dashed and the second's solid, one colour per goal.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
 from matplotlib.figure import Figure
 
-from envs.nav2d import plot_trajectories
-from metarl.cli import family_default, from_dict
-from metarl.registry import algo_spec
-from metarl.rollout import final_observations
-from metarl.task import task_rng
-from metarl.trainer import CHECKPOINT, load_checkpoint
+from metarl.core.seeding import task_rng
+from metarl.envs.nav2d import plot_trajectories
+from metarl.rl.agent import TrialAgent
+from metarl.rl.rollout import TrialPolicy, run_trials
+from metarl.run.checkpoint import CHECKPOINT, load_checkpoint, load_run
+
+
+class PathRecorder:
+    """A trial policy that acts as ``policy`` does and records where each step led, per episode."""
+
+    def __init__(self, policy: TrialPolicy, episodes: int):
+        self.policy, self.episodes = policy, episodes
+        self.paths: list[list[list[np.ndarray]]] = []
+        self.episode = np.zeros(0, dtype=int)
+
+    def begin_trial(self, num_envs: int) -> None:
+        self.policy.begin_trial(num_envs)
+        self.paths = [[[np.zeros(2)] for _ in range(self.episodes)] for _ in range(num_envs)]
+        self.episode = np.zeros(num_envs, dtype=int)
+
+    def act(self, obs: np.ndarray) -> Any:
+        return self.policy.act(obs)
+
+    def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray,
+                next_obs: np.ndarray) -> None:
+        for i in np.flatnonzero(active):
+            self.paths[i][self.episode[i]].append(np.asarray(next_obs[i], dtype=np.float64).copy())
+        self.episode += dones & active
+        self.policy.observe(actions, rewards, dones, active, next_obs)
 
 
 def main() -> None:
@@ -32,36 +54,20 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--out", default="experiments/results/rl2_nav2d_trajectories.png")
     args = parser.parse_args()
-    cfg = json.loads((args.run_dir / "config.json").read_text())
-    agent_cls = algo_spec("rl2").load()
-    family = family_default(cfg["env"], cfg["family"])
-    agent = agent_cls(from_dict(agent_cls.config_class, cfg["agent"], "config.json"), family, seed=0)
+    spec = load_run(args.run_dir)
+    agent = spec.build_agent()
     agent.load_state_dict(load_checkpoint(args.run_dir / "checkpoints" / CHECKPOINT)["agent"])
-    tasks = family.sample_tasks(args.tasks, "test", task_rng(0, "test"))
-    env = family.make_vec_env(len(tasks), tasks, autoreset_mode=AutoresetMode.SAME_STEP)
-    obs, _ = env.reset(seed=0)
-    policy = agent.trial_policy(0)
-    policy.begin_trial(len(tasks))
-    episode = np.zeros(len(tasks), dtype=int)
-    paths = [[[np.zeros(2)], [np.zeros(2)]] for _ in tasks]
+    tasks = spec.family.sample_tasks(args.tasks, "test", task_rng(0, "test"))
+    if not isinstance(agent, TrialAgent):
+        raise SystemExit(f"{args.run_dir} is a {spec.agent_cls.name} run; this plot needs an RL² run")
+    recorder = PathRecorder(agent.trial_policy(0), episodes=2)
     with torch.no_grad():
-        for _ in range(2 * family.max_episode_steps):
-            actions = policy.act(obs)
-            obs, rewards, term, trunc, info = env.step(actions)
-            done = term | trunc
-            nxt = final_observations(obs, done, info)
-            for i in range(len(tasks)):
-                if episode[i] < 2:
-                    paths[i][episode[i]].append(nxt[i].copy())
-            policy.observe(actions, rewards, done, episode < 2, nxt)
-            episode += done
-            if (episode >= 2).all():
-                break
+        run_trials(recorder, agent.family, tasks, episodes=2, seed=0)
     fig = Figure(figsize=(9, 4.5), dpi=110)
     goals = [t.goal for t in tasks]
     for e, title in enumerate(("episode 1: explore", "episode 2: exploit")):
         ax = fig.add_subplot(1, 2, e + 1)
-        plot_trajectories([np.array(p[e]) for p in paths], goals, ax=ax, title=title)
+        plot_trajectories([np.array(p[e]) for p in recorder.paths], goals, ax=ax, title=title)
     fig.tight_layout()
     fig.savefig(args.out)
     print(f"wrote {args.out}")

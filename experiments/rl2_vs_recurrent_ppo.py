@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 import metarl
-from agents.rl2 import RL2, RL2Config
-from metarl.rollout import run_trials
-from metarl.stats import mean_ci95
-from metarl.wrappers import RL2TrialEnv
+from metarl.agents.rl2 import RL2, RL2Config
+from metarl.core.stats import mean_ci95
+from metarl.rl.rollout import run_trials
+from metarl.rl.wrappers import RL2TrialEnv
 
 
 class RecurrentPPOTrialPolicy:

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from metarl.tb import read_scalars
+from metarl.run.logger import read_scalars
 
 PUBLISHED = {  # Li et al. 2017 (Meta-SGD), Table 1: MSE after one step, 5 / 10 / 20 shots
     "maml": {5: 1.13, 10: 0.85, 20: 0.71},

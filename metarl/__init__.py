@@ -1,6 +1,14 @@
-"""metarl: meta-learning (meta-RL and few-shot learning) in one episodic framework."""
+"""metarl: meta-learning (meta-RL and few-shot learning) in one episodic framework.
 
-from metarl.registry import (
+The public API: the registry (:func:`register`, :func:`make_family`, :func:`list_families`,
+:func:`register_algo`, :func:`list_algos`), tasks and families (:class:`Task`,
+:class:`TaskFamily`, :data:`SPLITS`) and the task streams (:func:`task_rng`). Importing
+``metarl`` registers the built-in families (with Gymnasium too) and algorithms by name; no
+family or algorithm module is imported until it is used. ARCHITECTURE.md describes the
+layers.
+"""
+
+from metarl.core.registry import (
     UnknownIdError,
     list_algos,
     list_families,
@@ -8,7 +16,12 @@ from metarl.registry import (
     register,
     register_algo,
 )
-from metarl.task import SPLITS, Task, TaskFamily, task_rng
+from metarl.core.seeding import SPLITS, task_rng
+from metarl.core.task import Task, TaskFamily
+
+# The built-in registration tables (strings only: they import no family or algorithm).
+from metarl import agents as _agents  # noqa: E402,F401  # isort: skip
+from metarl import envs as _envs  # noqa: E402,F401  # isort: skip
 
 __version__ = "0.1.0"
 
@@ -24,6 +37,3 @@ __all__ = [
     "register_algo",
     "task_rng",
 ]
-
-# Registering the built-in families makes gymnasium.make("metarl/...") work after `import metarl`.
-import envs as _builtin_families  # noqa: E402,F401

@@ -5,7 +5,7 @@
     python -m metarl.evaluate --algo thompson --env metarl/Bandit-v0 --k 5 --n 100 --json out.json
     python -m metarl.evaluate RUN_DIR --benchmark omniglot-oneshot --data-root all_runs/   # Lake et al. 2015
 
-Writes a JSON report (keys in DESIGN.md) and a PNG plot of the adaptation curve, and
+Writes a JSON report (keys in ARCHITECTURE.md) and a PNG plot of the adaptation curve, and
 prints a summary.
 """
 
@@ -17,21 +17,24 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from metarl.cli import (
+from metarl.core.agent import Agent, InnerLoopAgent
+from metarl.core.registry import family_spec
+from metarl.core.seeding import task_rng
+from metarl.core.task import TaskFamily
+from metarl.fewshot.agent import SupervisedAgent
+from metarl.run.checkpoint import CHECKPOINT, load_checkpoint, load_run
+from metarl.run.config import (
     EvalConfig,
-    RunConfig,
     UsageError,
     build_agent,
     family_default,
     first_pass,
-    from_dict,
     parse_sections,
     resolve_algo_and_env,
     run_cli,
 )
-from metarl.registry import algo_spec, family_spec
-from metarl.task import task_rng
-from metarl.trainer import CHECKPOINT, load_checkpoint, read_run_config, setup_torch, write_eval
+from metarl.run.logger import write_eval
+from metarl.run.trainer import setup_torch
 
 PROG = "python -m metarl.evaluate"
 
@@ -54,16 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         if first.algo or first.env or first.config:
             raise UsageError("give either RUN_DIR or --algo/--env, not both")
         run_dir = Path(first.run_dir)
-        cfg = read_run_config(run_dir)
-        agent_cls = algo_spec(cfg["algo"]).load()
-        family = family_default(cfg["env"], cfg.get("family", {}))
-        agent_config = from_dict(agent_cls.config_class, cfg.get("agent", {}), f"{run_dir}/config.json")
+        spec = load_run(run_dir)
+        agent_cls, family, family_id = spec.agent_cls, spec.family, family_spec(spec.env_id).id
         parsed = parse_sections(PROG, f"Evaluate the run {run_dir}.",
                                 {"eval": EvalConfig(), "benchmark": BenchmarkConfig()}, rest)
         ev, bench = parsed["eval"], parsed["benchmark"]
-        run = from_dict(RunConfig, cfg.get("run", {}), f"{run_dir}/config.json")
-        device = setup_torch(run)
-        agent = build_agent(agent_cls, agent_config, family, seed=run.seed, device=device)
+        agent = spec.build_agent(setup_torch(spec.run))
         if ev.init == "trained":
             agent.load_state_dict(load_checkpoint(run_dir / "checkpoints" / CHECKPOINT)["agent"])
         default_json = run_dir / "eval" / (f"{ev.split}.json" if ev.init == "trained" else f"{ev.split}-random-init.json")
@@ -93,49 +92,49 @@ def main(argv: list[str] | None = None) -> int:
             )
             sections["benchmark"] = BenchmarkConfig()
         ev, family, bench = sections["eval"], sections["env"], sections["benchmark"]
-        object.__setattr__(family, "_family_id", family_spec(env_id).id)
-        agent = build_agent(agent_cls, sections["agent"], family, seed=ev.seed)
+        family_id = family_spec(env_id).id
+        agent = build_agent(agent_cls, sections["agent"], family, family_id, seed=ev.seed)
         default_json = None
     if ev.inner_steps is not None:
-        if not hasattr(agent, "eval_inner_steps"):
+        if not isinstance(agent, InnerLoopAgent):
             raise UsageError(f"--inner-steps applies to gradient-based agents (maml, maml_pg); {agent_cls.name} "
                              "adapts without inner steps")
         agent.eval_inner_steps = ev.inner_steps
     if ev.init == "random" and not first.run_dir:
         raise UsageError("--init random evaluates a run's agent freshly initialised: give RUN_DIR")
     if bench.benchmark:
-        return score_benchmark(agent, agent_cls.name, family, bench, Path(ev.json) if ev.json else (
+        return score_benchmark(agent, agent_cls.name, family, family_id, bench, Path(ev.json) if ev.json else (
             default_json.with_name(f"{bench.benchmark}.json") if default_json is not None else None))
     tasks = family.sample_tasks(ev.num_tasks, ev.split, task_rng(ev.seed, ev.split))
     result = agent.evaluate(tasks, seed=ev.seed)
-    report = result.report(family.family_id, agent_cls.name, ev.split)
+    report = result.report(family_id, agent_cls.name, ev.split)
     report["family_kwargs"] = family.kwargs()
     report["init"] = ev.init
     json_path = Path(ev.json) if ev.json else default_json
     if json_path is not None:
         png = Path(ev.plot) if ev.plot else json_path.with_suffix(".png")
-        write_eval(result, report, json_path, png, f"{family.family_id} {agent_cls.name} ({ev.split}, {len(tasks)} tasks)")
+        write_eval(result, report, json_path, png, f"{family_id} {agent_cls.name} ({ev.split}, {len(tasks)} tasks)")
         print(f"wrote {json_path} and {png}", file=sys.stderr)
     print(summary(report))
     return 0
 
 
-def score_benchmark(agent: Any, algo: str, family: Any, bench: BenchmarkConfig, json_path: Path | None) -> int:
+def score_benchmark(agent: Agent, algo: str, family: TaskFamily[Any], family_id: str, bench: BenchmarkConfig,
+                    json_path: Path | None) -> int:
     """Score ``agent`` on a fixed benchmark, print per-run results and write the JSON report."""
-    from metarl import oneshot
+    from metarl.envs import omniglot_oneshot as oneshot
 
-    if not hasattr(agent, "classify"):
-        raise UsageError(f"--benchmark {bench.benchmark} scores few-shot classifiers (agents with a classify "
-                         f"method); {algo} has none")
+    if not isinstance(agent, SupervisedAgent):
+        raise UsageError(f"--benchmark {bench.benchmark} scores few-shot classifiers; {algo} is not one")
     if not bench.data_root:
         raise UsageError(f"--benchmark {bench.benchmark} needs --data-root DIR: the folder (or all_runs.zip) "
                          f"holding {oneshot.LAYOUT}")
-    size = int(family.input_shape[-1])
+    size = int(agent.family.input_shape[-1])
     try:
         runs = oneshot.load_runs(bench.data_root, image_size=size)
     except ValueError as exc:  # DatasetError: missing or malformed runs
         raise UsageError(str(exc)) from exc
-    report = {"family": family.family_id, "algo": algo, "family_kwargs": family.kwargs(), "image_size": size,
+    report = {"family": family_id, "algo": algo, "family_kwargs": family.kwargs(), "image_size": size,
               **oneshot.score_runs(agent.classify, runs)}
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

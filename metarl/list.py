@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from metarl.registry import family_spec, list_algos, list_families
+from metarl.core.registry import family_specs, list_algos
 
 
 def main() -> int:
     """Print every registered family (with its kind) and algorithm (with its summary)."""
     print("Task families (--env):")
-    for fid in list_families():
-        cls = family_spec(fid).load()
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"  {fid:<28} {getattr(cls, 'kind', '?'):<11} {doc}")
+    for spec in family_specs():
+        if spec.available:
+            doc = (spec.load().__doc__ or "").strip()
+            summary = doc.splitlines()[0] if doc else ""
+        else:
+            summary = f'(needs pip install "metarl[{spec.extra}]")' if spec.extra else "(dependencies missing)"
+        print(f"  {spec.id:<28} {spec.kind:<11} {summary}")
     print("\nAlgorithms (--algo):")
-    for spec in list_algos():
-        print(f"  {spec.name:<28} {spec.kind:<11} {spec.summary}")
+    for algo in list_algos():
+        print(f"  {algo.name:<28} {algo.kind:<11} {algo.summary}")
     return 0
 
 

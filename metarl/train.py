@@ -12,7 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from metarl.cli import (
+from metarl.core.registry import family_spec
+from metarl.run.checkpoint import config_json, load_run, new_run_dir
+from metarl.run.config import (
     RunConfig,
     UsageError,
     build_agent,
@@ -24,8 +26,7 @@ from metarl.cli import (
     resolve_algo_and_env,
     run_cli,
 )
-from metarl.registry import algo_spec, family_spec
-from metarl.trainer import Trainer, config_json, new_run_dir, read_run_config, setup_torch
+from metarl.run.trainer import Trainer, setup_torch
 
 PROG = "python -m metarl.train"
 
@@ -58,27 +59,22 @@ def main(argv: list[str] | None = None) -> int:
         rest,
     )
     family = sections["env"]
-    object.__setattr__(family, "_family_id", family_spec(env_id).id)
+    family_id = family_spec(env_id).id
     run: RunConfig = sections["run"]
     device = setup_torch(run)
-    agent = build_agent(agent_cls, sections["agent"], family, seed=run.seed, device=device)
-    run_dir = new_run_dir(run.logdir, family.family_id, agent_cls.name, run.seed)
+    agent = build_agent(agent_cls, sections["agent"], family, family_id, seed=run.seed, device=device)
+    run_dir = new_run_dir(run.logdir, family_id, agent_cls.name, run.seed)
     cfg = config_json(agent_cls.name, env_id, family, sections["agent"], run, argv)
     (run_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     print(f"run directory: {run_dir}\nwatch it with: tensorboard --logdir {run.logdir}", file=sys.stderr)
-    return Trainer(agent, agent_cls.name, run, run_dir).train()
+    return Trainer(agent, agent_cls.name, family_id, run, run_dir).train()
 
 
 def resume(run_dir: Path) -> int:
     """Continue a run from its latest checkpoint with its saved config."""
-    cfg = read_run_config(run_dir)
-    agent_cls = algo_spec(cfg["algo"]).load()
-    family = family_default(cfg["env"], cfg.get("family", {}))
-    agent_config = from_dict(agent_cls.config_class, cfg.get("agent", {}), f"{run_dir}/config.json")
-    run = from_dict(RunConfig, cfg.get("run", {}), f"{run_dir}/config.json")
-    device = setup_torch(run)
-    agent = build_agent(agent_cls, agent_config, family, seed=run.seed, device=device)
-    trainer = Trainer(agent, agent_cls.name, run, run_dir)
+    spec = load_run(run_dir)
+    agent = spec.build_agent(setup_torch(spec.run))
+    trainer = Trainer(agent, spec.agent_cls.name, family_spec(spec.env_id).id, spec.run, run_dir)
     trainer.restore()
     print(f"resuming {run_dir} at iteration {trainer.iteration}", file=sys.stderr)
     return trainer.train(resumed=True)

@@ -1,0 +1,131 @@
+"""Tasks and task families: the values and distributions every part of metarl shares.
+
+A *task* is a small frozen dataclass (a goal, a set of arm probabilities, a mass).
+A *family* is a distribution over tasks with three splits (``train``, ``test``, ``ood``)
+and the means to build environments (RL) or episodes (supervised) for any task.
+``TaskFamily`` is generic over its task type, so a family's methods take and return its
+own tasks (``TaskFamily[BanditTask]``).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import numpy as np
+
+from metarl.core.seeding import check_split, task_rng
+
+Split = Literal["train", "test", "ood"]
+
+T = TypeVar("T", bound="Task")
+TaskT = TypeVar("TaskT", bound="Task")
+
+
+def _freeze(value: Any) -> Any:
+    """Turn JSON lists (and numpy arrays) back into hashable nested tuples."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """Base class of all tasks: a frozen, hashable, JSON round-trippable value.
+
+    Subclasses are frozen dataclasses whose fields are numbers, strings or (nested)
+    tuples of them. ``Task.from_json(task.to_json()) == task`` holds exactly, because
+    Python's ``json`` writes floats with ``repr`` precision.
+    """
+
+    def __post_init__(self) -> None:
+        # Arrays and lists would make the task unhashable and mutable; store tuples.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            frozen = _freeze(value)
+            if frozen is not value:
+                object.__setattr__(self, f.name, frozen)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: the task's type name and its fields."""
+        return {"type": type(self).__name__, **dataclasses.asdict(self)}
+
+    def dumps(self) -> str:
+        """The task as a JSON string."""
+        return json.dumps(self.to_json())
+
+    @classmethod
+    def from_json(cls: type[T], data: dict[str, Any] | str) -> T:
+        """Rebuild a task from :meth:`to_json` output (a dict or a JSON string)."""
+        fields: dict[str, Any] = dict(json.loads(data) if isinstance(data, str) else data)
+        type_name = fields.pop("type", cls.__name__)
+        if type_name != cls.__name__:
+            raise ValueError(f"JSON describes a {type_name}, not a {cls.__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(fields) - names
+        if unknown:
+            raise ValueError(f"unknown fields for {cls.__name__}: {sorted(unknown)}")
+        return cls(**{k: _freeze(v) for k, v in fields.items()})
+
+
+class TaskFamily(abc.ABC, Generic[TaskT]):
+    """A distribution over tasks of type ``TaskT`` with ``train``, ``test`` and ``ood`` splits.
+
+    Concrete families are frozen dataclasses whose fields are the family's keyword
+    arguments (e.g. the bandit's ``k`` and ``n``); the CLIs build flags from them. A
+    subclass sets ``task_type`` to its task class and implements :meth:`_sample_tasks`;
+    :meth:`check_task` adds its own checks of a task's values.
+    """
+
+    kind: ClassVar[Literal["rl", "supervised"]]
+    task_type: type[TaskT]
+    """The family's task class (a class attribute)."""
+
+    def kwargs(self) -> dict[str, Any]:
+        """The family's keyword arguments, as passed to the registry."""
+        if dataclasses.is_dataclass(self):
+            return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        return {}
+
+    def sample_tasks(self, n: int, split: str = "train", rng: np.random.Generator | None = None) -> list[TaskT]:
+        """Draw ``n`` tasks of ``split`` from ``rng``.
+
+        Args:
+            n: number of tasks.
+            split: ``"train"``, ``"test"`` or ``"ood"``.
+            rng: the generator to draw from; ``None`` uses ``task_rng(0, split)`` so a
+                call without a generator is still reproducible. Global random state is
+                never touched.
+        """
+        check_split(split)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if rng is None:
+            rng = task_rng(0, split)
+        return self._sample_tasks(n, split, rng)
+
+    @abc.abstractmethod
+    def _sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[TaskT]:
+        """Draw ``n`` tasks of a validated split."""
+
+    def validate_task(self, task: Task) -> TaskT:
+        """``task`` as one of this family's tasks, or an error saying what is wrong with it
+        (the wrong type, or values :meth:`check_task` refuses)."""
+        if not isinstance(task, self.task_type):
+            raise TypeError(
+                f"{type(self).__name__} expects {self.task_type.__name__} tasks, got {type(task).__name__}"
+            )
+        self.check_task(task)
+        return task
+
+    def check_task(self, task: TaskT) -> None:  # noqa: B027 (families without value checks keep it)
+        """Raise ``ValueError`` if ``task``'s values do not belong to this family."""
+
+    def task_from_json(self, data: dict[str, Any] | str) -> TaskT:
+        """Rebuild one of this family's tasks from JSON."""
+        return self.validate_task(self.task_type.from_json(data))
+

@@ -1,0 +1,64 @@
+"""RL agents evaluated by trials: the base of RL² and of the non-learning baselines."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarl.core.agent import Agent, EvalResult
+from metarl.core.task import Task
+from metarl.rl.family import RLFamily
+from metarl.rl.rollout import TrialPolicy, run_trials
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialConfig:
+    """The setting every trial agent shares: how many episodes make a trial."""
+
+    trial_episodes: int = dataclasses.field(default=0, metadata={"help": "episodes per trial (0: the family's default)"})
+
+    def __post_init__(self) -> None:
+        if self.trial_episodes < 0:
+            raise ValueError(f"--trial-episodes must be >= 0 (0: the family's default), got {self.trial_episodes}")
+
+
+def trial_eval_result(returns: np.ndarray) -> EvalResult:
+    """An :class:`EvalResult` from per-task, per-episode returns of trials: the curve is the
+    return of each episode, the score the total return per trial."""
+    return EvalResult(
+        x_name="episode",
+        x=list(range(1, returns.shape[1] + 1)),
+        curve_name="return",
+        curve=returns,
+        score_name="total_return_per_trial",
+        scores=returns.sum(axis=1),
+    )
+
+
+class TrialAgent(Agent):
+    """An RL agent evaluated by running one trial per task with a :class:`TrialPolicy`."""
+
+    config: TrialConfig
+    family: RLFamily[Any]
+
+    def __init__(self, config: TrialConfig, family: Any, seed: int = 0, device: torch.device | str = "cpu"):
+        super().__init__(config, family, seed, device)
+        if not isinstance(family, RLFamily):
+            raise TypeError(f"{self.name} needs an RL family, got {type(family).__name__}")
+
+    @abc.abstractmethod
+    def trial_policy(self, seed: int) -> TrialPolicy:
+        """The policy that acts (and adapts) during evaluation trials."""
+
+    def episodes_per_trial(self) -> int:
+        """Episodes per trial: the config's ``trial_episodes`` if set, else the family's."""
+        return self.config.trial_episodes or self.family.episodes_per_trial
+
+    def evaluate(self, tasks: Sequence[Task], seed: int = 0) -> EvalResult:
+        trials = run_trials(self.trial_policy(seed), self.family, tasks, self.episodes_per_trial(), seed=seed)
+        return trial_eval_result(trials.returns)

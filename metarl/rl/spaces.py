@@ -1,0 +1,86 @@
+"""Network inputs from Gymnasium observations, env actions from network outputs, and
+uniformly random actions of a space.
+
+Policies see Discrete observations one-hot and Box ones flattened. Gaussian policies act
+in ``[-1, 1]`` units: the env receives ``center + scale * u`` for a Box with finite
+bounds (the env clips), so one initial spread suits a torque of ±2 and a step of ±0.1
+alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
+from torch import nn
+
+
+def space_dim(space: gym.Space) -> int:
+    """Width of a space's network encoding: ``n`` for Discrete, the element count for Box."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box):
+        return int(np.prod(space.shape))
+    raise TypeError(f"metarl policies support Box and Discrete spaces, got {space}")
+
+
+class SpaceCodec:
+    """Encodes batched observations and actions of one env's spaces for a network."""
+
+    def __init__(self, obs_space: gym.Space, act_space: gym.Space, device: torch.device | str = "cpu"):
+        self.obs_space, self.act_space = obs_space, act_space
+        self.device = torch.device(device)
+        self.obs_dim, self.act_dim = space_dim(obs_space), space_dim(act_space)
+        self.discrete_obs = isinstance(obs_space, gym.spaces.Discrete)
+        self.discrete_actions = isinstance(act_space, gym.spaces.Discrete)
+        if isinstance(act_space, gym.spaces.Box):
+            low, high = act_space.low.ravel(), act_space.high.ravel()
+            finite = np.isfinite(low) & np.isfinite(high)
+            self.center = torch.as_tensor(np.where(finite, (high + low) / 2, 0.0), dtype=torch.float32, device=self.device)
+            self.scale = torch.as_tensor(np.where(finite, (high - low) / 2, 1.0), dtype=torch.float32, device=self.device)
+
+    def encode_obs(self, obs: np.ndarray) -> torch.Tensor:
+        """``[N, obs_dim]`` float tensor: one-hot for Discrete, flattened for Box."""
+        o = torch.as_tensor(obs, device=self.device)
+        if self.discrete_obs:
+            return nn.functional.one_hot(o.long(), self.obs_dim).float()
+        return o.reshape(len(o), -1).float()
+
+    def to_env(self, action: torch.Tensor) -> np.ndarray:
+        """The env action for a network action (integers, or ``center + scale * u``)."""
+        if self.discrete_actions:
+            return action.cpu().numpy()
+        shape = tuple(self.act_space.shape or ())
+        return (self.center + self.scale * action).cpu().numpy().reshape(len(action), *shape)
+
+    def encode_action(self, actions: np.ndarray) -> torch.Tensor:
+        """``[N, act_dim]``: one-hot, or the action as the env applied it in ``[-1, 1]`` units."""
+        a = torch.as_tensor(actions, device=self.device)
+        if self.discrete_actions:
+            return nn.functional.one_hot(a.long(), self.act_dim).float()
+        return ((a.float().reshape(len(a), -1) - self.center) / self.scale).clamp(-1.0, 1.0)
+
+
+def sample_actions(space: gym.Space, num_envs: int, rng: np.random.Generator) -> Any:
+    """``num_envs`` independent uniform samples of ``space``, stacked along a first axis.
+
+    Discrete, bounded float Box, MultiDiscrete and MultiBinary spaces are sampled with one
+    array call on ``rng``. Any other space (e.g. an unbounded Box, where "uniform" has no
+    meaning) falls back on Gymnasium's own sampler of the batched space, seeded from ``rng``.
+    """
+    if isinstance(space, spaces.Discrete):
+        return rng.integers(space.start, space.start + space.n, size=num_envs).astype(space.dtype)
+    if isinstance(space, spaces.Box) and space.is_bounded("both") and np.issubdtype(space.dtype, np.floating):
+        return rng.uniform(space.low, space.high, size=(num_envs, *space.shape)).astype(space.dtype)
+    if isinstance(space, spaces.MultiDiscrete):
+        low = space.start
+        return rng.integers(low, low + space.nvec, size=(num_envs, *space.shape)).astype(space.dtype)
+    if isinstance(space, spaces.MultiBinary):
+        return rng.integers(0, 2, size=(num_envs, *np.atleast_1d(space.n))).astype(space.dtype)
+    batched = batch_space(space, num_envs)
+    batched.seed(int(rng.integers(2**63)))
+    return batched.sample()

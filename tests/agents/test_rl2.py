@@ -1,0 +1,120 @@
+"""RL²: the hidden state's life cycle, consistency of rollout and update, and learning."""
+
+import numpy as np
+import pytest
+import torch
+
+import metarl
+from metarl.agents.rl2 import RL2, RL2Config
+from metarl.rl.rollout import run_trials
+
+
+@pytest.fixture
+def agent():
+    torch.manual_seed(0)
+    family = metarl.make_family("metarl/Bandit-v0", k=3, n=6)
+    return RL2(RL2Config(num_trials=16, total_env_steps=10_000), family, seed=0)
+
+
+def test_hidden_state_persists_across_episodes_and_resets_at_trial_start(agent):
+    policy = agent.trial_policy(0)
+    obs = np.zeros((2, 1), np.float32)
+    policy.begin_trial(2)
+    policy.act(obs)
+    first = policy.last
+    fresh_logits = agent.net(policy.x[None] * 0)[0]  # zero input, zero state
+    for _ in range(4):  # four one-pull episodes: done=1 after each, different rewards per env
+        policy.observe(np.array([0, 0]), np.array([1.0, 0.0]), np.array([True, True]), np.array([True, True]), obs)
+        policy.act(obs)
+    h = policy.state
+    assert h.abs().sum() > 0, "the hidden state is not reset at episode ends"
+    assert not torch.allclose(h[0, 0], h[0, 1]), "different histories must give different states"
+    policy.begin_trial(2)
+    policy.act(obs)
+    torch.testing.assert_close(first["values"], policy.last["values"])  # same value as at the first trial's start
+    assert policy.state is not None
+    with torch.no_grad():
+        torch.testing.assert_close(agent.net(torch.zeros(1, 2, agent.net.input_dim))[0], fresh_logits)
+
+
+def test_update_recomputes_exactly_what_the_rollout_computed(agent):
+    """Whole-trial BPTT from a zero state reproduces the step-by-step rollout: the state
+    was carried across every episode end of the trial and reset only at its start."""
+    batch = agent._collect().records
+    assert batch["x"].shape[0] == 6  # six one-pull episodes in one trial
+    with torch.no_grad():
+        head, _, _ = agent.net(batch["x"])
+        logp = agent.net.dist.log_prob(head, batch["actions"])
+    torch.testing.assert_close(logp, batch["logp"], rtol=1e-5, atol=1e-5)
+    assert batch["x"][1:, :, -1].eq(1).all(), "the done flag of each finished episode is an input"
+
+
+def test_lstm_and_continuous_heads_run():
+    family = metarl.make_family("metarl/Bandit-v0", k=2, n=4)
+    agent = RL2(RL2Config(num_trials=4, total_env_steps=32, cell="lstm", hidden_size=8), family, seed=1)
+    stats = agent.train_iteration()
+    assert stats.env_steps == 16 and np.isfinite(stats.scalars["train/policy_loss"])
+    from metarl.agents.rl2 import RL2Net
+
+    net = RL2Net(obs_dim=2, act_dim=2, discrete=False, hidden=8, cell="gru")
+    head, value, _ = net(torch.zeros(1, 3, net.input_dim))
+    assert head.shape == (1, 3, 4) and value.shape == (1, 3)  # [mean, log_std] of a 2-d Gaussian
+    action, logp = net.dist.sample(head[0])
+    assert action.shape == (3, 2)
+    torch.testing.assert_close(net.dist.log_prob(head[0], action), logp)
+
+
+def test_same_seed_same_training(agent):
+    family = metarl.make_family("metarl/Bandit-v0", k=3, n=6)
+    other = RL2(RL2Config(num_trials=16, total_env_steps=10_000), family, seed=0)
+    for a in (agent, other):
+        a.train_iteration()
+        a.train_iteration()
+    for p, q in zip(agent.net.parameters(), other.net.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_learns_to_beat_random_on_two_armed_bandits():
+    family = metarl.make_family("metarl/Bandit-v0", k=2, n=10)
+    agent = RL2(RL2Config(num_trials=512, total_env_steps=10**9, lr=3e-3, hidden_size=32), family, seed=0)
+    for _ in range(40):
+        agent.train_iteration()
+    tasks = family.sample_tasks(2000, "test")
+    rl2 = run_trials(agent.trial_policy(0), family, tasks, seed=1).returns.sum(1)
+    from metarl.agents.random_policy import RandomAgent, RandomConfig
+
+    rand = RandomAgent(RandomConfig(), family, seed=0).evaluate(tasks, seed=1).scores
+    # random scores 5.0 in expectation; the Bayes-optimal policy about 6.2
+    assert rl2.mean() - rand.mean() > 0.5, (rl2.mean(), rand.mean())
+
+
+def test_trial_env_wraps_a_family_for_other_libraries():
+    from gymnasium.utils.env_checker import check_env
+
+    from metarl.rl.wrappers import RL2TrialEnv
+
+    env = RL2TrialEnv(metarl.make_family("metarl/Bandit-v0", k=3, n=7))
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (1 + 3 + 2,) and not obs[1:].any()
+    for t in range(7):
+        obs, reward, terminated, truncated, _ = env.step(2)
+        assert obs[1 + 2] == 1.0 and obs[-2] == reward and obs[-1] == 1.0
+        assert terminated == (t == 6) and not truncated
+
+
+@pytest.mark.parametrize(
+    "family_id",
+    # Meta-World envs take seconds each to build: their runs are marked slow.
+    [pytest.param(f, marks=pytest.mark.slow) if "/ML" in f else f for f in metarl.list_families(kind="rl")],
+)
+def test_one_iteration_on_every_rl_family(family_id):
+    """RL² runs on every registered RL family: discrete and continuous, any observation."""
+    family = metarl.make_family(family_id)
+    agent = RL2(RL2Config(num_trials=2, total_env_steps=10**6, hidden_size=8, minibatches=1, trial_episodes=1), family)
+    stats = agent.train_iteration()
+    assert 0 < stats.env_steps <= 2 * family.max_episode_steps
+    assert np.isfinite(stats.scalars["train/policy_loss"]) and np.isfinite(stats.scalars["train/value_loss"])
+    result = agent.evaluate(family.sample_tasks(2, "test"), seed=0)
+    assert result.curve.shape == (2, 1)
