@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from metarl import evaluate
+from metarl.agents.bandit_baselines import DEFAULT_MAX_STATES, bayes_optimal_num_states, bayes_optimal_value
 
 SETTINGS = [(5, 10), (5, 100), (10, 100)]
 ALGOS = ["random", "greedy", "epsilon_greedy", "ucb1", "thompson", "bayes_optimal"]
@@ -63,7 +64,10 @@ def main() -> None:
                 cells.append(f"too many states{ref}")
             else:
                 s = report["score"]
-                cells.append(f"{s['mean']:.2f} ± {s['ci95']:.2f}{ref}")
+                exact = ""
+                if algo == "bayes_optimal" and bayes_optimal_num_states(k, n, DEFAULT_MAX_STATES) <= DEFAULT_MAX_STATES:
+                    exact = f", exact {bayes_optimal_value(k, n):.3f}"  # the DP's own expected value
+                cells.append(f"{s['mean']:.2f} ± {s['ci95']:.2f}{exact}{ref}")
         print(f"| {algo} | " + " | ".join(cells) + " |", flush=True)
     print("\nPaper column for bayes_optimal: Gittins index (the paper's approximation of the Bayes-optimal policy).")
 

@@ -3,7 +3,7 @@
 Both implementations take one second-order inner step per task (the loop with
 ``torch.autograd.grad(create_graph=True)``, as in the MAML reference code and
 learn2learn; ours with ``torch.func.grad`` inside ``torch.func.vmap`` over the tasks,
-:func:`metarl.inner_loop.adapt_batch`), average the query losses and take one Adam
+:func:`metarl.core.inner_loop.adapt_batch`), average the query losses and take one Adam
 step, on the same model and the same batch. The script checks that both give the
 same meta-gradient before timing them.
 

@@ -2,7 +2,7 @@
 
 Both learn on ``metarl/Bandit-v0`` (k=5, n=100 by default) for the same number of minutes,
 single process, one torch thread each, then play one trial in each of the same 1,000
-held-out test tasks. RecurrentPPO sees the RL² observation (``metarl.wrappers.RL2TrialEnv``:
+held-out test tasks. RecurrentPPO sees the RL² observation (``metarl.rl.wrappers.RL2TrialEnv``:
 observation, previous action, reward and done flag; one wrapper episode = one trial), so its
 LSTM state spans the trial exactly as RL²'s does. Needs ``pip install sb3-contrib``.
 

@@ -18,14 +18,14 @@ from metarl.core.registry import (
 )
 from metarl.core.seeding import SPLITS, task_rng
 from metarl.core.task import Task, TaskFamily
+from metarl.core.version import __version__
 
 # The built-in registration tables (strings only: they import no family or algorithm).
 from metarl import agents as _agents  # noqa: E402,F401  # isort: skip
 from metarl import envs as _envs  # noqa: E402,F401  # isort: skip
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "__version__",
     "SPLITS",
     "Task",
     "TaskFamily",

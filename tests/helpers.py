@@ -4,13 +4,16 @@ small assertions about runs and command lines. Fixtures built on them are in ``c
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 from metarl.envs import omniglot_oneshot as oneshot
 from metarl.envs.omniglot import SET_DIRS
@@ -104,6 +107,34 @@ def write_synthetic_runs(root: str | Path, runs: int = 2, ways: int = 5, canvas:
             lines.append(f"{run}/test/item{m:02d}.png {run}/training/class{k + 1:02d}.png")
         (root / run / oneshot.LABELS_FILE).write_text("\n".join(lines) + "\n")
     return root
+
+
+CHECKER_ALLOWED: dict[str, str] = {
+    "A Box observation space minimum value is -infinity": "positions and velocities without bounds "
+    "(Nav2D, CartPole's velocities, MuJoCo, the RL² trial observation) have no finite limit to declare",
+    "A Box observation space maximum value is infinity": "as above",
+    "For Box action spaces, we recommend using a symmetric and normalized space": "Pendulum keeps "
+    "Gymnasium Pendulum-v1's torque range [-2, 2] (metarl's policies act in [-1, 1] units and rescale)",
+}
+"""Warnings of Gymnasium's env checker that the conformance suite accepts, and why."""
+
+
+def check_env_strictly(env: gym.Env) -> None:
+    """Gymnasium's ``check_env``, failing on any warning not in :data:`CHECKER_ALLOWED` (as
+    Gymnasium's own test suite does)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env, skip_render_check=True)
+    unexpected = [str(w.message) for w in caught if not any(text in str(w.message) for text in CHECKER_ALLOWED)]
+    assert not unexpected, f"Gymnasium's env checker warned: {unexpected}"
+
+
+def slow_if_simulated(family_ids: Sequence[str]) -> list[Any]:
+    """``pytest.param`` per family id, marked ``slow`` for simulator families (MuJoCo,
+    Meta-World: those registered with ``requires``), whose rollouts take seconds."""
+    from metarl.core.registry import family_spec
+
+    return [pytest.param(f, marks=pytest.mark.slow) if family_spec(f).requires else f for f in family_ids]
 
 
 def only_run(logdir: Path) -> Path:

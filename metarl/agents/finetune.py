@@ -104,19 +104,11 @@ class Finetune(TrainedClassifier):
         scalars = {"train/loss": float(loss.detach()), "train/accuracy": accuracy, "train/lr": self.scheduled_lr()}
         return IterationStats(0, scalars, self.training_curve(), headline={"loss": scalars["train/loss"], "acc": accuracy})
 
-    def state_dict(self) -> dict[str, Any]:
-        state = {"backbone": self.backbone.state_dict(), **self.stream_state()}
-        if self.head is not None:
-            state.update(head=self.head.state_dict(), optimizer=self.optimizer.state_dict())
-        return state
+    def checkpointed(self) -> dict[str, Any]:
+        head = {"head": self.head, "optimizer": self.optimizer} if self.head is not None else {}
+        return {"backbone": self.backbone, **head}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.backbone.load_state_dict(state["backbone"])
-        if "head" in state:
+        if "head" in state and self.head is None:
             self._build_head(int(state["head"]["weight"].shape[0]))
-            assert self.head is not None
-            self.head.load_state_dict(state["head"])
-            if "optimizer" in state:
-                self.optimizer.load_state_dict(state["optimizer"])
-        if "iterations" in state:
-            self.load_stream_state(state)
+        super().load_state_dict(state)

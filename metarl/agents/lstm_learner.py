@@ -187,11 +187,5 @@ class LSTMLearner(FewShotAgent):
         labels = out[:, -1].argmax(-1)
         return labels[0] if single else labels
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), **self.stream_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        if "optimizer" in state:
-            self.optimizer.load_state_dict(state["optimizer"])
-        self.load_stream_state(state)
+    def checkpointed(self) -> dict[str, Any]:
+        return {"net": self.net, "optimizer": self.optimizer}

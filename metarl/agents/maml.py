@@ -190,20 +190,6 @@ class MAML(InnerLoopAgent, FewShotAgent):
             labels = self.adapt_episode(batch, self.test_steps(), first_order=True, then=predict)
         return labels[0] if single else labels
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(),
-            "step_sizes": self.step_sizes.state_dict() if self.step_sizes is not None else {},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            **self.stream_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        if self.step_sizes is not None:
-            self.step_sizes.load_state_dict(state["step_sizes"])
-        if "optimizer" in state:
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.load_stream_state(state)
+    def checkpointed(self) -> dict[str, Any]:
+        steps = {"step_sizes": self.step_sizes} if self.step_sizes is not None else {}
+        return {"model": self.model, **steps, "optimizer": self.optimizer, "scheduler": self.scheduler}

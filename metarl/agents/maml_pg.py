@@ -35,8 +35,9 @@ from torch.func import functional_call
 
 from metarl.core.agent import Agent, EvalResult, InnerLoopAgent, IterationStats, check_non_negative, check_positive
 from metarl.core.inner_loop import Params, StepSizes, adapt_step_tasks, params_of
-from metarl.core.seeding import DATA_KEY, ENV_KEY, Streams, stream, task_rng, torch_generator, torch_seeded
+from metarl.core.seeding import DATA_KEY, stream, torch_generator, torch_seeded
 from metarl.core.task import Task
+from metarl.rl.agent import TrainingStreams
 from metarl.rl.distributions import ActionDistribution
 from metarl.rl.family import RLFamily, TaskVectorEnv
 from metarl.rl.losses import per_task_mean
@@ -208,10 +209,8 @@ class MAMLPG(InnerLoopAgent, Agent):
             self.step_sizes = StepSizes(params_of(self.policy), config.inner_lr, config.inner_steps,
                                         config.per_step_lr).to(self.device)
         self.optimizer = (torch.optim.Adam(self.meta_parameters(), lr=config.meta_lr) if config.outer == "ppo" else None)
-        self.generator = torch_generator(seed, self.device)
-        self.task_rng = task_rng(seed, "train")
-        self.env_rng = stream(seed, ENV_KEY)
-        self.streams = Streams(task_rng=self.task_rng, env_rng=self.env_rng, torch_rng=self.generator)
+        self.streams = TrainingStreams(seed, self.device)
+        self.task_rng, self.env_rng, self.generator = self.streams.task_rng, self.streams.env_rng, self.streams.generator
         self.iterations = 0
         self.env_steps = 0
 

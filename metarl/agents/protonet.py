@@ -21,7 +21,7 @@ from torch import nn
 
 from metarl.core.agent import IterationStats
 from metarl.core.seeding import torch_seeded
-from metarl.fewshot.agent import EpisodicTrainingConfig, TrainedClassifier, training_family
+from metarl.fewshot.agent import EpisodicClassifier, EpisodicTrainingConfig
 from metarl.fewshot.losses import prototypes, squared_distances
 from metarl.fewshot.models import Conv4, as_layout, fast_layout
 
@@ -32,7 +32,7 @@ class ProtoNetConfig(EpisodicTrainingConfig):
     (minutes on a CPU core); the paper's Omniglot setting is ``--train-ways 60``."""
 
 
-class ProtoNet(TrainedClassifier):
+class ProtoNet(EpisodicClassifier):
     """Prototypical networks with a Conv-4 embedding and squared Euclidean distance."""
 
     name: ClassVar[str] = "protonet"
@@ -42,14 +42,9 @@ class ProtoNet(TrainedClassifier):
     def __init__(self, config: ProtoNetConfig, family: Any, seed: int = 0, device: torch.device | str = "cpu"):
         super().__init__(config, family, seed, device)
         Conv4.check_input(tuple(self.family.input_shape))
-        self.train_family = training_family(self.family, config.train_ways)
-        self.train_shots = config.train_shots or self.family.shots
         with torch_seeded(seed):
             self.net = fast_layout(Conv4(family.input_shape[0], config.channels), self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
-
-    def set_training(self, mode: bool) -> None:
-        self.net.train(mode)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(as_layout(x, self.device))
@@ -58,30 +53,11 @@ class ProtoNet(TrainedClassifier):
         return squared_distances(query, prototypes(support, support_y, ways)).argmin(-1)
 
     def train_iteration(self) -> IterationStats:
-        cfg = self.config
-        self.check_data()
-        tasks = self.train_family.sample_tasks(cfg.meta_batch, "train", self.task_rng)
-        ep = self.train_family.sample_episodes(tasks, self.train_shots, cfg.train_queries, self.data_rng)
-        b, s = ep.support_y.shape
-        ways = self.train_family.num_outputs
-        # Support and query go through the network together, so batch norm sees one batch per update.
-        x = self.augmented(torch.cat([ep.support_x.flatten(0, 1), ep.query_x.flatten(0, 1)]))
-        z = self.net(as_layout(x, self.device))
-        zs, zq = z[: b * s].view(b, s, -1), z[b * s :].view(b, -1, z.shape[-1])
-        logits = -squared_distances(zq, prototypes(zs, ep.support_y.to(self.device), ways))  # eq. 2
-        qy = ep.query_y.to(self.device)
+        ep, zs, zq = self.training_episode()
+        logits = -squared_distances(zq, prototypes(zs, ep.support_y, self.train_family.ways))  # eq. 2
+        qy = ep.query_y
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), qy.flatten())
         self.step(loss)
         accuracy = float((logits.argmax(-1) == qy).float().mean())
         scalars = {"train/loss": float(loss.detach()), "train/accuracy": accuracy, "train/lr": self.scheduled_lr()}
         return IterationStats(0, scalars, self.training_curve(), headline={"loss": scalars["train/loss"], "acc": accuracy})
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), **self.stream_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        if "optimizer" in state:
-            self.optimizer.load_state_dict(state["optimizer"])
-        if "iterations" in state:
-            self.load_stream_state(state)

@@ -21,8 +21,8 @@ from gymnasium.vector import AutoresetMode
 from torch import nn
 
 from metarl.core.agent import IterationStats, check_positive, optimizer_step
-from metarl.core.seeding import ENV_KEY, Streams, stream, task_rng, torch_generator, torch_seeded
-from metarl.rl.agent import TrialAgent, TrialConfig, trial_eval_result
+from metarl.core.seeding import torch_generator, torch_seeded
+from metarl.rl.agent import TrainingStreams, TrialAgent, TrialConfig, trial_eval_result
 from metarl.rl.distributions import ActionDistribution
 from metarl.rl.family import RLFamily
 from metarl.rl.losses import clipped_value_loss, masked_mean, normalize, ppo_loss
@@ -116,7 +116,7 @@ class RL2Net(nn.Module):
 
 
 class RL2Policy:
-    """RL²'s acting side (a :class:`~metarl.rollout.TrialPolicy`): builds each step's
+    """RL²'s acting side (a :class:`~metarl.rl.rollout.TrialPolicy`): builds each step's
     input from the last action, reward and done flag, and carries the hidden state
     through the trial."""
 
@@ -184,11 +184,9 @@ class RL2(TrialAgent):
         with torch_seeded(seed):
             self.net = RL2Net(space_dim(self.obs_space), space_dim(self.act_space), discrete,
                               config.hidden_size, config.cell, config.value_time_input).to(self.device)
-        self.generator = torch_generator(seed, self.device)
+        self.streams = TrainingStreams(seed, self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
-        self.task_rng = task_rng(seed, "train")
-        self.env_rng = stream(seed, ENV_KEY)
-        self.streams = Streams(task_rng=self.task_rng, env_rng=self.env_rng, torch_rng=self.generator)
+        self.task_rng, self.env_rng, self.generator = self.streams.task_rng, self.streams.env_rng, self.streams.generator
         self.env_steps = 0
         self.iterations = 0
         # Returns over a 100-pull trial reach ~100: the value head predicts them normalised

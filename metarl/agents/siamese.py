@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from metarl.core.agent import IterationStats, check_non_negative, check_positive
 from metarl.core.seeding import torch_seeded
-from metarl.fewshot.agent import EpisodicTrainingConfig, TrainedClassifier, training_family
+from metarl.fewshot.agent import EpisodicClassifier, EpisodicTrainingConfig
 from metarl.fewshot.models import Conv4, as_layout, fast_layout
 
 
@@ -56,25 +56,21 @@ class SiameseNet(nn.Module):
         return self.alpha((query[:, :, None] - support[:, None]).abs()).squeeze(-1)
 
 
-class Siamese(TrainedClassifier):
+class Siamese(EpisodicClassifier):
     """Siamese network (``--algo siamese``): the label of the most similar support image."""
 
     name: ClassVar[str] = "siamese"
     config_class: ClassVar[type] = SiameseConfig
     config: SiameseConfig
+    net: SiameseNet
 
     def __init__(self, config: SiameseConfig, family: Any, seed: int = 0, device: torch.device | str = "cpu"):
         super().__init__(config, family, seed, device)
         shape = tuple(self.family.input_shape)
         Conv4.check_input(shape)
-        self.train_family = training_family(self.family, config.train_ways)
-        self.train_shots = config.train_shots or self.family.shots
         with torch_seeded(seed):
             self.net = fast_layout(SiameseNet(shape, config.channels, config.embedding), self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-    def set_training(self, mode: bool) -> None:
-        self.net.train(mode)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.encoder(as_layout(x, self.device))
@@ -84,17 +80,9 @@ class Siamese(TrainedClassifier):
         return support_y.gather(1, nearest)
 
     def train_iteration(self) -> IterationStats:
-        cfg = self.config
-        self.check_data()
-        tasks = self.train_family.sample_tasks(cfg.meta_batch, "train", self.task_rng)
-        ep = self.train_family.sample_episodes(tasks, self.train_shots, cfg.train_queries, self.data_rng)
-        b, s = ep.support_y.shape
-        # Support and query go through the twin encoder together: one batch-norm batch per update.
-        x = self.augmented(torch.cat([ep.support_x.flatten(0, 1), ep.query_x.flatten(0, 1)]))
-        h = self.net.encoder(as_layout(x, self.device))
-        hs, hq = h[: b * s].view(b, s, -1), h[b * s :].view(b, -1, h.shape[-1])
+        ep, hs, hq = self.training_episode()  # the twin encoder's features of support and query
         logits = self.net.similarity(hq, hs)
-        sy, qy = ep.support_y.to(self.device), ep.query_y.to(self.device)
+        sy, qy = ep.support_y, ep.query_y
         same = (qy[:, :, None] == sy[:, None]).float()
         pos_weight = (same.numel() - same.sum()) / same.sum().clamp_min(1)  # as many positives as negatives, in weight
         loss = F.binary_cross_entropy_with_logits(logits, same, pos_weight=pos_weight)
@@ -105,13 +93,3 @@ class Siamese(TrainedClassifier):
         scalars = {"train/loss": float(loss.detach()), "train/accuracy": accuracy, "train/pair_accuracy": pair_accuracy,
                    "train/lr": self.scheduled_lr()}
         return IterationStats(0, scalars, self.training_curve(), headline={"loss": scalars["train/loss"], "acc": accuracy})
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), **self.stream_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        if "optimizer" in state:
-            self.optimizer.load_state_dict(state["optimizer"])
-        if "iterations" in state:
-            self.load_stream_state(state)

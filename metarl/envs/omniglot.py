@@ -177,14 +177,6 @@ def set_images(index: SetIndex, image_size: int, angle: int = 0) -> ClassDataset
     return data
 
 
-def clear_cache() -> None:
-    """Forget every cached index and decoded image (tests that rewrite files use it)."""
-    with _LOCK:
-        _INDEX_CACHE.clear()
-        _IMAGE_CACHE.clear()
-        _POOL_CACHE.clear()
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class ClassPool:
     """The classes of one split: one or more sets, alphabets deduplicated (first set wins)."""

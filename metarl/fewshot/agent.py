@@ -156,6 +156,20 @@ class SupervisedAgent(Agent):
         self.iterations = int(state.get("iterations", 0))
         self.streams.load_state_dict(state)
 
+    def checkpointed(self) -> dict[str, Any]:
+        """The objects (with ``state_dict``/``load_state_dict``) a checkpoint holds, by key:
+        networks first, then ``optimizer`` and ``scheduler``, which a weights-only state may lack."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**{key: obj.state_dict() for key, obj in self.checkpointed().items()}, **self.stream_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, obj in self.checkpointed().items():
+            if key in state or key not in ("optimizer", "scheduler"):
+                obj.load_state_dict(state[key])
+        self.load_stream_state(state)
+
 
 class FewShotClassifier(SupervisedAgent):
     """A few-shot classification agent: it embeds examples (:meth:`features`) and labels the
@@ -242,6 +256,38 @@ class TrainedClassifier(FewShotClassifier):
     def augmented(self, x: torch.Tensor) -> torch.Tensor:
         """Training inputs, with a random affine distortion each when ``config.augment`` is set."""
         return random_affine(x, self.augment_rng) if self.config.augment else x
+
+
+class EpisodicClassifier(TrainedClassifier):
+    """A classifier trained on N-way K-shot episodes through one embedding network
+    :attr:`net` (ProtoNets, Siamese): :meth:`training_episode` draws a meta-batch and embeds
+    it, and the network, optimiser and streams make the checkpoint."""
+
+    config: EpisodicTrainingConfig
+    net: torch.nn.Module
+
+    def __init__(self, config: EpisodicTrainingConfig, family: Any, seed: int = 0,
+                 device: torch.device | str = "cpu"):
+        super().__init__(config, family, seed, device)
+        self.train_family = training_family(self.family, config.train_ways)
+        self.train_shots = config.train_shots or self.family.shots
+
+    def set_training(self, mode: bool) -> None:
+        self.net.train(mode)
+
+    def training_episode(self) -> tuple[Episode, torch.Tensor, torch.Tensor]:
+        """A meta-batch of ``meta_batch`` training episodes (on the device) and the features of
+        its support ``[B, S, D]`` and query ``[B, Q, D]`` examples, with gradients."""
+        self.check_data()
+        tasks = self.train_family.sample_tasks(self.config.meta_batch, "train", self.task_rng)
+        ep = self.train_family.sample_episodes(tasks, self.train_shots, self.config.train_queries, self.data_rng)
+        b, s = ep.support_y.shape
+        # Support and query go through the network together, so batch norm sees one batch per update.
+        z = self.features(self.augmented(torch.cat([ep.support_x.flatten(0, 1), ep.query_x.flatten(0, 1)])))
+        return ep.to(self.device), z[: b * s].view(b, s, -1), z[b * s :].view(b, -1, z.shape[-1])
+
+    def checkpointed(self) -> dict[str, Any]:
+        return {"net": self.net, "optimizer": self.optimizer}
 
 
 class FewShotAgent(SupervisedAgent):

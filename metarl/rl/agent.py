@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from metarl.core.agent import Agent, EvalResult
+from metarl.core.seeding import ENV_KEY, Streams, stream, task_rng, torch_generator
 from metarl.core.task import Task
 from metarl.rl.family import RLFamily
 from metarl.rl.rollout import TrialPolicy, run_trials
@@ -25,6 +26,18 @@ class TrialConfig:
     def __post_init__(self) -> None:
         if self.trial_episodes < 0:
             raise ValueError(f"--trial-episodes must be >= 0 (0: the family's default), got {self.trial_episodes}")
+
+
+class TrainingStreams(Streams):
+    """The random streams of a learning RL agent, saved in its checkpoints: training tasks
+    (``task_rng``), environment resets (``env_rng``) and actions and minibatches
+    (``generator``, a torch generator on the agent's device)."""
+
+    def __init__(self, seed: int, device: torch.device | str):
+        self.task_rng = task_rng(seed, "train")
+        self.env_rng = stream(seed, ENV_KEY)
+        self.generator = torch_generator(seed, device)
+        super().__init__(task_rng=self.task_rng, env_rng=self.env_rng, torch_rng=self.generator)
 
 
 def trial_eval_result(returns: np.ndarray) -> EvalResult:

@@ -21,6 +21,7 @@ import torch
 from metarl.core.agent import Agent
 from metarl.core.registry import algo_spec
 from metarl.core.task import TaskFamily
+from metarl.core.version import __version__
 from metarl.run.config import RunConfig, build_agent, family_default, from_dict
 
 CHECKPOINT = "latest.pt"
@@ -77,8 +78,6 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
 def config_json(algo: str, family_id: str, family: TaskFamily[Any], agent_config: Any, run: RunConfig,
                 argv: list[str]) -> dict[str, Any]:
     """The resolved config saved as ``config.json`` (also a valid ``--config`` file)."""
-    from metarl import __version__
-
     return {
         "algo": algo,
         "env": family_id,

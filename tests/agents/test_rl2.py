@@ -89,21 +89,6 @@ def test_learns_to_beat_random_on_two_armed_bandits():
     assert rl2.mean() - rand.mean() > 0.5, (rl2.mean(), rand.mean())
 
 
-def test_trial_env_wraps_a_family_for_other_libraries():
-    from gymnasium.utils.env_checker import check_env
-
-    from metarl.rl.wrappers import RL2TrialEnv
-
-    env = RL2TrialEnv(metarl.make_family("metarl/Bandit-v0", k=3, n=7))
-    check_env(env, skip_render_check=True)
-    obs, _ = env.reset(seed=0)
-    assert obs.shape == (1 + 3 + 2,) and not obs[1:].any()
-    for t in range(7):
-        obs, reward, terminated, truncated, _ = env.step(2)
-        assert obs[1 + 2] == 1.0 and obs[-2] == reward and obs[-1] == 1.0
-        assert terminated == (t == 6) and not truncated
-
-
 @pytest.mark.parametrize(
     "family_id",
     # Meta-World envs take seconds each to build: their runs are marked slow.

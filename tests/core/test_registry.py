@@ -45,6 +45,7 @@ def test_builtins_are_listed_and_made_with_defaults_and_overrides():
     assert (family.k, family.n) == (3, 100)
 
 
+@pytest.mark.slow
 def test_importing_metarl_registers_every_builtin_without_importing_any():
     code = (
         "import sys, metarl\n"

@@ -158,6 +158,7 @@ def test_task_json_round_trip_and_validation():
         family.validate_task(MetaWorldTask("reach-v9", task.rand_vec))
 
 
+@pytest.mark.slow
 def test_module_imports_and_registers_nothing_without_metaworld():
     code = (
         "import sys; sys.modules['metaworld'] = None\n"

@@ -197,6 +197,7 @@ def test_noise_free_families_are_deterministic_and_match_sync_vector_env_exactly
             np.testing.assert_array_equal(u, v)
 
 
+@pytest.mark.slow
 def test_without_mujoco_the_module_imports_and_its_families_are_unlisted_and_say_what_to_install():
     code = (
         "import sys; sys.modules['mujoco'] = None\n"

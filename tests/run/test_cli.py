@@ -63,6 +63,7 @@ def test_evaluate_run_directory_and_split(tiny_run, tmp_path, capsys):
     assert "total_return_per_trial" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_a_straight_run(tmp_path):
     """Train 160 steps, extend the budget in config.json, resume to 240: same weights as 240 straight."""
     import torch
@@ -84,6 +85,7 @@ def test_resumed_run_equals_a_straight_run(tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
     import signal
     import time
@@ -155,6 +157,7 @@ def test_evaluate_baseline_without_run_directory(tmp_path):
     assert abs(report["score"]["mean"] - 10.0) < 3 * report["score"]["ci95"] + 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module,args", [("metarl.train", ["--help"]), ("metarl.list", [])])
 def test_modules_run_as_commands(module, args):
     proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
@@ -165,6 +168,7 @@ def test_modules_run_as_commands(module, args):
         assert "--total-env-steps" in proc.stdout and "--k" in proc.stdout
 
 
+@pytest.mark.slow
 def test_command_line_errors_exit_2_without_traceback():
     proc = subprocess.run([sys.executable, "-m", "metarl.train", "--env", "metarl/Bandt-v0"],
                           capture_output=True, text=True, timeout=120)
