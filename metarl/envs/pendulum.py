@@ -131,9 +131,7 @@ class PendulumFamily(Episodic, ArrayRLFamily[PendulumTask]):
 
     def task_params(self, tasks: Sequence[PendulumTask]) -> Params:
         names = [f.name for f in dataclasses.fields(PendulumTask)]
-        table = np.array([[getattr(t, k) for k in names] for t in tasks], dtype=np.float64).reshape(
-            len(tasks), len(names)
-        )
+        table = np.array([dataclasses.astuple(t) for t in tasks], dtype=np.float64).reshape(len(tasks), len(names))
         return dict(zip(names, table.T.copy(), strict=True))
 
     def new_state(self, num_envs: int) -> State:
