@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from metarl.core.agent import Agent, InnerLoopAgent
+from metarl.core.errors import UsageError
 from metarl.core.registry import family_spec
 from metarl.core.seeding import task_rng
 from metarl.core.task import TaskFamily
 from metarl.fewshot.agent import SupervisedAgent
-from metarl.run.checkpoint import CHECKPOINT, load_checkpoint, load_run
+from metarl.run.checkpoint import CHECKPOINT, load_checkpoint, load_run, restore_agent
 from metarl.run.config import (
     EvalConfig,
-    UsageError,
     build_agent,
     family_default,
     first_pass,
+    import_modules,
     parse_sections,
     resolve_algo_and_env,
     run_cli,
@@ -53,18 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     """Parse flags, evaluate, write the report; return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     first, rest = first_pass(PROG, argv, positional_run=True)
+    import_modules(first.imports)
     if first.run_dir:
         if first.algo or first.env or first.config:
             raise UsageError("give either RUN_DIR or --algo/--env, not both")
         run_dir = Path(first.run_dir)
-        spec = load_run(run_dir)
+        spec = load_run(run_dir, first.imports)
         agent_cls, family, family_id = spec.agent_cls, spec.family, family_spec(spec.env_id).id
         parsed = parse_sections(PROG, f"Evaluate the run {run_dir}.",
                                 {"eval": EvalConfig(), "benchmark": BenchmarkConfig()}, rest)
         ev, bench = parsed["eval"], parsed["benchmark"]
         agent = spec.build_agent(setup_torch(spec.run))
         if ev.init == "trained":
-            agent.load_state_dict(load_checkpoint(run_dir / "checkpoints" / CHECKPOINT)["agent"])
+            checkpoint = run_dir / "checkpoints" / CHECKPOINT
+            restore_agent(agent, load_checkpoint(checkpoint), checkpoint)
         default_json = run_dir / "eval" / (f"{ev.split}.json" if ev.init == "trained" else f"{ev.split}-random-init.json")
     else:
         if not first.algo:

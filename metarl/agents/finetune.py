@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from metarl.core.agent import IterationStats, check_positive
+from metarl.core.agent import IterationStats
+from metarl.core.checks import check_positive
 from metarl.core.seeding import torch_seeded
 from metarl.fewshot.agent import TrainedClassifier, TrainedClassifierConfig
 from metarl.fewshot.data import ClassDataset, labelled_batch

@@ -32,7 +32,8 @@ from torch import nn
 from torch.func import vmap
 from torch.nn import functional as F
 
-from metarl.core.agent import EvalResult, IterationStats, check_non_negative, check_positive
+from metarl.core.agent import EvalResult, IterationStats
+from metarl.core.checks import check_non_negative, check_positive
 from metarl.core.seeding import torch_generator, torch_seeded
 from metarl.core.task import Task
 from metarl.fewshot.agent import FewShotAgent, FewShotLearnerConfig

@@ -28,7 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from metarl.core.agent import EvalResult, InnerLoopAgent, IterationStats, check_non_negative, check_positive
+from metarl.core.agent import EvalResult, InnerLoopAgent, IterationStats
+from metarl.core.checks import check_non_negative, check_positive
 from metarl.core.inner_loop import StepSizes, adapt_batch, forward_with, params_of
 from metarl.core.seeding import torch_seeded
 from metarl.core.task import Task

@@ -33,7 +33,8 @@ from gymnasium.vector import AutoresetMode
 from torch import nn
 from torch.func import functional_call
 
-from metarl.core.agent import Agent, EvalResult, InnerLoopAgent, IterationStats, check_non_negative, check_positive
+from metarl.core.agent import Agent, EvalResult, InnerLoopAgent, IterationStats
+from metarl.core.checks import check_non_negative, check_positive
 from metarl.core.inner_loop import Params, StepSizes, adapt_step_tasks, params_of
 from metarl.core.seeding import DATA_KEY, stream, torch_generator, torch_seeded
 from metarl.core.task import Task

@@ -20,7 +20,8 @@ import torch
 from gymnasium.vector import AutoresetMode
 from torch import nn
 
-from metarl.core.agent import IterationStats, check_positive, optimizer_step
+from metarl.core.agent import IterationStats, optimizer_step
+from metarl.core.checks import check_positive
 from metarl.core.seeding import torch_generator, torch_seeded
 from metarl.rl.agent import TrainingStreams, TrialAgent, TrialConfig, trial_eval_result
 from metarl.rl.distributions import ActionDistribution

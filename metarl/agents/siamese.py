@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from metarl.core.agent import IterationStats, check_non_negative, check_positive
+from metarl.core.agent import IterationStats
+from metarl.core.checks import check_non_negative, check_positive
 from metarl.core.seeding import torch_seeded
 from metarl.fewshot.agent import EpisodicClassifier, EpisodicTrainingConfig
 from metarl.fewshot.models import Conv4, as_layout, fast_layout

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from metarl.core.errors import DivergenceError
 from metarl.core.stats import mean_ci95
 from metarl.core.task import Task, TaskFamily
 
@@ -120,27 +121,21 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_gra
                    lr: float | None = None) -> float:
     """One gradient step on ``loss``: zero the gradients, back-propagate, clip their global
     norm to ``max_grad_norm`` (0: no clipping), optionally set every group's learning rate
-    to ``lr``, step. Returns the gradient norm before clipping."""
+    to ``lr``, step. Returns the gradient norm before clipping.
+
+    A non-finite loss or gradient raises :class:`~metarl.core.errors.DivergenceError` before
+    the step, so the parameters stay as they were.
+    """
+    if not bool(torch.isfinite(loss.detach()).all()):
+        raise DivergenceError(f"the loss is {float(loss.detach())}")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
+    if not bool(torch.isfinite(norm)):
+        raise DivergenceError(f"the gradient's norm is {float(norm)}")
     if lr is not None:
         for group in optimizer.param_groups:
             group["lr"] = lr
     optimizer.step()
     return float(norm)
-
-
-def check_positive(config: Any, names: Sequence[str]) -> None:
-    """Raise a flag-named error for any of ``names`` that is not > 0."""
-    for name in names:
-        if getattr(config, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(config, name)}")
-
-
-def check_non_negative(config: Any, names: Sequence[str]) -> None:
-    """Raise a flag-named error for any of ``names`` that is < 0."""
-    for name in names:
-        if getattr(config, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")

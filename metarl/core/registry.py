@@ -26,11 +26,13 @@ import importlib.metadata
 import importlib.util
 import inspect
 import re
+import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
 import gymnasium as gym
 
+from metarl.core.checks import check_value
 from metarl.core.task import TaskFamily
 
 ENTRY_POINT_GROUP = "metarl.families"
@@ -237,6 +239,10 @@ def make_family(id: str, **kwargs: Any) -> TaskFamily[Any]:
     unknown = sorted(set(merged) - set(params)) if params is not None else []
     if unknown:
         raise TypeError(f"{spec.id} got unknown argument(s) {unknown}; it accepts {', '.join(params or []) or 'none'}")
+    if dataclasses.is_dataclass(factory):
+        hints = typing.get_type_hints(factory)
+        for key, value in merged.items():
+            check_value(key, value, hints[key], f"the arguments of {spec.id}")
     family: TaskFamily[Any] = factory(**merged)
     return family
 

@@ -175,7 +175,7 @@ class MetaWorldTaskEnv(TaskEnv[MetaWorldTask]):
     def step(self, action: Any):
         if self._active is None:
             raise RuntimeError("call reset() before step()")
-        obs, reward, _, _, info = self._active.step(np.asarray(action, dtype=np.float32))
+        obs, reward, _, _, info = self._active.step(self.checked_action(action).astype(np.float32))
         self._elapsed += 1
         success = float(info["success"])
         self._episode_success = max(self._episode_success, success)

@@ -69,8 +69,9 @@ class LocomotionTaskEnv(TaskEnv[TaskT]):
         return obs, info
 
     def step(self, action: Any):
+        action = self.checked_action(action)
         obs, base_reward, terminated, _, info = self.mujoco_env.step(action)
-        reward = self.family.task_reward(self.task, np.asarray(action, dtype=np.float64), float(base_reward), info)
+        reward = self.family.task_reward(self.task, action.astype(np.float64), float(base_reward), info)
         info["reward_gymnasium"] = float(base_reward)
         self._elapsed += 1
         truncated = (not terminated) and self._elapsed >= self.family.max_episode_steps

@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from metarl.core.agent import Agent, EvalResult, check_non_negative, check_positive, optimizer_step
+from metarl.core.agent import Agent, EvalResult, optimizer_step
+from metarl.core.checks import check_non_negative, check_positive
 from metarl.core.seeding import DATA_KEY, EVAL_KEY, Streams, stream, task_rng, torch_generator
 from metarl.core.task import Task
 from metarl.fewshot.data import random_affine

@@ -22,6 +22,7 @@ from gymnasium.vector.utils import batch_space
 from metarl.core.task import TaskT
 from metarl.rl.envs import TaskEnv
 from metarl.rl.family import RLFamily
+from metarl.rl.spaces import check_actions
 
 State = dict[str, np.ndarray]
 Params = dict[str, np.ndarray]
@@ -109,7 +110,7 @@ class ArrayTaskEnv(TaskEnv[TaskT]):
         return self.family.observe(self._params, self._state, _ALL)[0], {}
 
     def step(self, action: Any):
-        actions = np.asarray(action)[None]
+        actions = self.checked_action(action)[None]
         reward, terminated = self.family.step_state(self._params, self._state, actions, _ALL, self.np_random)
         self._elapsed += 1
         term = bool(terminated[0])
@@ -189,7 +190,7 @@ class BatchedTaskEnv(VectorEnv, Generic[TaskT]):
         return self.family.observe(self._params, self._state, _ALL), {}
 
     def step(self, actions: Any):
-        actions = np.asarray(actions)
+        actions = check_actions(self.single_action_space, actions, self.num_envs)
         n = self.num_envs
         if self.autoreset_mode == AutoresetMode.DISABLED and self._autoreset.any():
             raise RuntimeError(

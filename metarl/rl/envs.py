@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from typing import Any, Generic
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from metarl.core.task import TaskT
 from metarl.rl.family import RLFamily
+from metarl.rl.spaces import check_actions
 
 
 class TaskEnv(gym.Env, Generic[TaskT]):
@@ -48,6 +50,10 @@ class TaskEnv(gym.Env, Generic[TaskT]):
         """Switch to ``task``; when it takes effect is the subclass's to say (the next reset,
         or for a reward, the next step)."""
         self._task = self.family.validate_task(task)
+
+    def checked_action(self, action: Any) -> np.ndarray:
+        """``action`` as an array if it belongs to the action space, else a clear ``ValueError``."""
+        return check_actions(self.action_space, action)
 
     def begin_reset(self, seed: int | None, options: dict[str, Any] | None) -> None:
         """Seed :attr:`np_random` and switch to ``options["task"]`` if given."""
@@ -111,3 +117,6 @@ class TaskSyncVectorEnv(SyncVectorEnv, Generic[TaskT]):
         if "tasks" in options:
             self.set_tasks(options.pop("tasks"))
         return super().reset(seed=seed, options=options or None)
+
+    def step(self, actions: Any):
+        return super().step(check_actions(self.single_action_space, actions, self.num_envs))

@@ -1,5 +1,5 @@
-"""Network inputs from Gymnasium observations, env actions from network outputs, and
-uniformly random actions of a space.
+"""Network inputs from Gymnasium observations, env actions from network outputs, the check
+every env makes of the actions it is given, and uniformly random actions of a space.
 
 Policies see Discrete observations one-hot and Box ones flattened. Gaussian policies act
 in ``[-1, 1]`` units: the env receives ``center + scale * u`` for a Box with finite
@@ -63,6 +63,36 @@ class SpaceCodec:
         if self.discrete_actions:
             return nn.functional.one_hot(a.long(), self.act_dim).float()
         return ((a.float().reshape(len(a), -1) - self.center) / self.scale).clamp(-1.0, 1.0)
+
+
+def check_actions(space: gym.Space, actions: Any, num_envs: int | None = None) -> np.ndarray:
+    """``actions`` as an array if they belong to ``space``, else ``ValueError`` saying why.
+
+    One action (``num_envs`` None) or a batch of ``num_envs``, with the space's shape. Discrete
+    actions must be integers in ``[start, start + n)`` (a float or an out-of-range index would
+    silently pick another action); Box actions must be finite (a NaN would poison the state for
+    the rest of the episode); values outside a Box's bounds are the env's to clip. Vectorised:
+    a few microseconds for 4,096 sub-envs.
+    """
+    a = np.asarray(actions)
+    shape = tuple(space.shape or ())
+    expected = shape if num_envs is None else (num_envs, *shape)
+    what = "an action" if num_envs is None else f"{num_envs} actions"
+    if a.shape != expected:
+        raise ValueError(f"expected {what} of shape {expected} for {space}, got shape {a.shape}")
+    if isinstance(space, gym.spaces.Discrete):
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"{space} takes integer actions, got {a.dtype} ({a.ravel()[:4].tolist()}...)")
+        low, high = int(space.start), int(space.start + space.n)
+        if a.size and (a.min() < low or a.max() >= high):
+            bad = a[(a < low) | (a >= high)].ravel()[0]
+            raise ValueError(f"action {bad} is outside {space}: actions must lie in [{low}, {high - 1}]")
+    elif isinstance(space, gym.spaces.Box):
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"{space} takes numeric actions, got {a.dtype}")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ValueError(f"actions must be finite for {space}, got NaN or infinity")
+    return a
 
 
 def sample_actions(space: gym.Space, num_envs: int, rng: np.random.Generator) -> Any:

@@ -13,35 +13,46 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from metarl.core.agent import Agent
+from metarl.core.checks import nonfinite_entries
+from metarl.core.errors import CheckpointError, UsageError
 from metarl.core.registry import algo_spec
 from metarl.core.task import TaskFamily
 from metarl.core.version import __version__
-from metarl.run.config import RunConfig, build_agent, family_default, from_dict
+from metarl.run.config import RunConfig, build_agent, family_default, from_dict, read_json_config, saved_family_id
 
 CHECKPOINT = "latest.pt"
 CHECKPOINT_FORMAT = 1
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint or run directory that is missing or unreadable."""
-
-
 def new_run_dir(logdir: str, family_id: str, algo: str, seed: int) -> Path:
-    """Create ``<logdir>/<family>__<algo>__s<seed>__<time>/`` (unique)."""
+    """Create ``<logdir>/<family>__<algo>__s<seed>__<time>/``, unique even when several
+    processes start in the same second (``mkdir`` either creates a name or fails)."""
+    root = Path(logdir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--logdir {logdir}: cannot create run directories there ({exc})") from exc
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(logdir) / f"{re.sub(r'[^A-Za-z0-9_.-]', '-', family_id)}__{algo}__s{seed}__{stamp}"
-    path, i = base, 1
-    while path.exists():
-        path, i = Path(f"{base}-{i}"), i + 1
-    (path / "checkpoints").mkdir(parents=True)
-    (path / "eval").mkdir()
-    return path
+    base = root / f"{re.sub(r'[^A-Za-z0-9_.-]', '-', family_id)}__{algo}__s{seed}__{stamp}"
+    for i in range(10_000):
+        path = base if i == 0 else Path(f"{base}-{i}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UsageError(f"--logdir {logdir}: cannot create run directories there ({exc})") from exc
+        (path / "checkpoints").mkdir()
+        (path / "eval").mkdir()
+        return path
+    raise UsageError(f"--logdir {logdir}: 10,000 run directories named {base.name} already exist")
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -52,16 +63,34 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`, or raise a clear error."""
+    """Read a checkpoint written by :func:`save_checkpoint` (with ``weights_only=True``: no
+    code in it can run), or raise a clear error."""
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path} (expected checkpoints/{CHECKPOINT} written by metarl.train)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "agent" not in state:
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or not isinstance(state.get("agent"), dict):
         raise CheckpointError(f"{path} is not a metarl checkpoint of format {CHECKPOINT_FORMAT}")
     return state
+
+
+def restore_agent(agent: Agent, state: dict[str, Any], path: Path) -> None:
+    """Load a checkpoint's agent state into ``agent``, refusing one of another algorithm or
+    configuration, and one whose parameters are not finite (a diverged run)."""
+    saved = state.get("algo")
+    if saved is not None and saved != agent.name:
+        raise CheckpointError(f"{path} holds a {saved} agent, not a {agent.name} one")
+    bad = nonfinite_entries(state["agent"])
+    if bad:
+        raise CheckpointError(f"{path} holds non-finite values ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}): "
+                              "the run diverged; use an earlier run or train again with a smaller learning rate")
+    try:
+        agent.load_state_dict(state["agent"])
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"{path} does not fit a {agent.name} agent of this run's config.json "
+                              f"({type(exc).__name__}: {exc})") from exc
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -69,24 +98,23 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     file = Path(run_dir) / "config.json"
     if not file.is_file():
         raise CheckpointError(f"{run_dir} has no config.json: expected a run directory created by python -m metarl.train")
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{file} is corrupt: {exc}") from exc
+    return read_json_config(file, "run config")
 
 
 def config_json(algo: str, family_id: str, family: TaskFamily[Any], agent_config: Any, run: RunConfig,
-                argv: list[str]) -> dict[str, Any]:
-    """The resolved config saved as ``config.json`` (also a valid ``--config`` file)."""
-    return {
+                argv: list[str], imports: list[dict[str, str]]) -> str:
+    """The resolved config saved as ``config.json`` (also a valid ``--config`` file), as
+    standard JSON (no NaN). ``imports`` records the user modules the family came from."""
+    return json.dumps({
         "algo": algo,
         "env": family_id,
+        "imports": imports,
         "family": family.kwargs(),
         "agent": dataclasses.asdict(agent_config),
         "run": dataclasses.asdict(run),
         "metarl_version": __version__,
         "command": " ".join(["python -m metarl.train", *argv]),
-    }
+    }, indent=2, allow_nan=False) + "\n"
 
 
 @dataclasses.dataclass
@@ -107,8 +135,12 @@ class RunSpec:
         return agent
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> RunSpec:
-    """Read and resolve a run directory's ``config.json``; errors name what was expected."""
+def load_run(run_dir: str | os.PathLike[str], imported: Sequence[str] = ()) -> RunSpec:
+    """Read and resolve a run directory's ``config.json``; errors name what was expected.
+
+    Nothing named in the file is imported: a family from a user module needs the module in
+    ``imported`` (``--import`` on the command line), and the error says so.
+    """
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     where = f"{run_dir}/config.json"
@@ -116,11 +148,12 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunSpec:
         if not isinstance(cfg.get(key), str):
             raise CheckpointError(f"{where} has no {key!r} string: expected a config.json written by metarl.train")
     agent_cls = algo_spec(cfg["algo"]).load()
+    env_id = saved_family_id(cfg, where, imported)
     return RunSpec(
         run_dir=run_dir,
-        env_id=cfg["env"],
+        env_id=env_id,
         agent_cls=agent_cls,
-        family=family_default(cfg["env"], cfg.get("family", {})),
-        agent_config=from_dict(agent_cls.config_class, cfg.get("agent", {}), where),
-        run=from_dict(RunConfig, cfg.get("run", {}), where),
+        family=family_default(env_id, cfg.get("family", {})),
+        agent_config=from_dict(agent_cls.config_class, cfg.get("agent", {}), f"the agent section of {where}"),
+        run=from_dict(RunConfig, cfg.get("run", {}), f"the run section of {where}"),
     )

@@ -1,9 +1,13 @@
-"""The training loop every agent shares: run directories, seeding, devices, logging,
-periodic evaluation on held-out tasks, atomic checkpoints, resume and clean Ctrl-C."""
+"""The training loop every agent shares: seeding, devices, logging, periodic evaluation on
+held-out tasks, atomic checkpoints, resume, a clean stop on Ctrl-C and SIGTERM, and the
+divergence guard."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import shutil
 import signal
 import sys
 import time
@@ -14,9 +18,11 @@ import torch
 from tqdm import tqdm
 
 from metarl.core.agent import Agent
+from metarl.core.checks import flag, nonfinite_entries
+from metarl.core.errors import DivergenceError, UsageError
 from metarl.core.seeding import task_rng
-from metarl.run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from metarl.run.config import RunConfig, UsageError
+from metarl.run.checkpoint import CHECKPOINT, load_checkpoint, restore_agent, save_checkpoint
+from metarl.run.config import RunConfig
 from metarl.run.logger import RunLogger, write_eval
 
 
@@ -47,7 +53,8 @@ class Trainer:
         self.iteration = 0
         self.env_steps = 0
         self.elapsed = 0.0
-        self._interrupted = False
+        self._signal = 0
+        self._saved_iteration: int | None = None
         self._last_eval: dict[str, float] = {}
 
     @property
@@ -56,6 +63,7 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            "algo": self.algo,
             "agent": self.agent.state_dict(),
             "trainer": {"iteration": self.iteration, "env_steps": self.env_steps, "elapsed": self.elapsed},
         }
@@ -63,12 +71,20 @@ class Trainer:
     def restore(self) -> None:
         """Continue from the run directory's latest checkpoint."""
         state = load_checkpoint(self.checkpoint_path)
-        self.agent.load_state_dict(state["agent"])
+        restore_agent(self.agent, state, self.checkpoint_path)
         t = state["trainer"]
         self.iteration, self.env_steps, self.elapsed = int(t["iteration"]), int(t["env_steps"]), float(t["elapsed"])
+        self._saved_iteration = self.iteration
 
     def save(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.state_dict())
+        """Checkpoint atomically, unless the agent's state holds non-finite values (then the last
+        good checkpoint stays, and training stops: :class:`DivergenceError`)."""
+        state = self.state_dict()
+        bad = nonfinite_entries(state["agent"])
+        if bad:
+            raise DivergenceError(f"non-finite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
+        save_checkpoint(self.checkpoint_path, state)
+        self._saved_iteration = self.iteration
 
     def _step(self) -> int:
         return self.env_steps or self.iteration
@@ -91,33 +107,58 @@ class Trainer:
                        self.run_dir / "eval" / "final_test.png", f"{self.family_id} {self.algo} (test)")
         return report
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self._interrupted:  # a second Ctrl-C means: stop now
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._signal:  # a second signal means: stop now
             raise KeyboardInterrupt
-        self._interrupted = True
-        print("\ninterrupt: finishing this iteration and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+        self._signal = signum
+        name = "interrupt" if signum == signal.SIGINT else "terminate signal"
+        print(f"\n{name}: finishing this iteration and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    def _diverged(self, cause: str) -> DivergenceError:
+        """The error that stops a diverged run: what went wrong, where, and what to try."""
+        rates = [f"{flag(f.name)} {getattr(self.agent.config, f.name):g}" for f in dataclasses.fields(self.agent.config)
+                 if "lr" in f.name.split("_") and isinstance(getattr(self.agent.config, f.name), float)]
+        kept = (f"the last good checkpoint (iteration {self._saved_iteration}) is {self.checkpoint_path}"
+                if self._saved_iteration is not None else "no checkpoint was written")
+        hint = f"; likely cause: a step size too large ({', '.join(rates)})" if rates else ""
+        return DivergenceError(f"training diverged at iteration {self.iteration}: {cause}{hint}. {kept}")
 
     def train(self, resumed: bool = False) -> int:
-        """Train until the budget, the time limit or Ctrl-C; return the exit status."""
+        """Train until the budget, the time limit, Ctrl-C or SIGTERM; return the exit status
+        (0; 130 or 143 after a signal, with a checkpoint). A non-finite loss or parameter raises
+        :class:`DivergenceError` without overwriting the last good checkpoint; a fresh run that
+        fails before its first iteration leaves no run directory."""
+        if resumed and self.agent.progress() >= 1.0:
+            print(f"{self.run_dir} finished at iteration {self.iteration}; its report is "
+                  f"{self.run_dir / 'eval' / 'final_test.json'} (python -m metarl.evaluate {self.run_dir} for another)",
+                  file=sys.stderr)
+            return 0
         logger = RunLogger(self.run_dir, purge_step=self._step() + 1 if resumed else None)
         if not resumed:
             logger.text("config", "```\n" + (self.run_dir / "config.json").read_text() + "\n```")
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         bar = tqdm(total=100, initial=round(100 * self.agent.progress()), disable=not self.run.progress,
                    bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", dynamic_ncols=True)
         start = time.monotonic() - self.elapsed
         last_ckpt = time.monotonic()
+        completed = False
         try:
-            while self.agent.progress() < 1.0 and not self._interrupted:
+            while self.agent.progress() < 1.0 and not self._signal:
                 if self.run.time_limit and time.monotonic() - start >= self.run.time_limit:
                     print(f"time limit of {self.run.time_limit:g} s reached", file=sys.stderr)
                     break
                 t0 = time.perf_counter()
-                stats = self.agent.train_iteration()
+                try:
+                    stats = self.agent.train_iteration()
+                except DivergenceError as exc:
+                    raise self._diverged(str(exc)) from exc
                 dt = time.perf_counter() - t0
                 self.iteration += 1
                 self.env_steps += stats.env_steps
                 self.elapsed = time.monotonic() - start
+                bad = [k for k, v in stats.scalars.items() if not math.isfinite(v)]
+                if bad:
+                    raise self._diverged(f"{', '.join(bad[:3])} {'is' if len(bad) == 1 else 'are'} not finite")
                 scalars = dict(stats.scalars)
                 scalars["time/iteration_seconds"] = dt
                 scalars["time/elapsed_seconds"] = self.elapsed
@@ -127,10 +168,11 @@ class Trainer:
                 logger.scalars(scalars, self._step())
                 if stats.curve is not None:
                     logger.curve(stats.curve, "adaptation", self._step(), f"{self.family_id} {self.algo}: training tasks")
-                if self.run.eval_every and self.iteration % self.run.eval_every == 0:
+                # The last iteration's evaluation is the final one, below: no second point at the same step.
+                if self.run.eval_every and self.iteration % self.run.eval_every == 0 and self.agent.progress() < 1.0:
                     self.evaluate(logger, final=False)
                 if time.monotonic() - last_ckpt >= self.run.checkpoint_every:
-                    self.save()
+                    self._save_or_diverge()
                     last_ckpt = time.monotonic()
                 bar.n = round(100 * self.agent.progress())
                 post = {**stats.headline, **self._last_eval}
@@ -138,15 +180,27 @@ class Trainer:
                     post["sps"] = stats.env_steps / dt
                 bar.set_postfix({k: f"{v:.4g}" for k, v in post.items()}, refresh=False)
                 bar.update(0)
+            self._save_or_diverge()
+            completed = True
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
             bar.close()
-            self.save()
-        if self._interrupted:
+            if not completed:
+                logger.close()
+                if not resumed and self.iteration == 0:
+                    shutil.rmtree(self.run_dir, ignore_errors=True)  # a failed start leaves nothing behind
+        if self._signal:
             logger.close()
             print(f"checkpoint saved; continue with: python -m metarl.train --resume {self.run_dir}", file=sys.stderr)
-            return 130
+            return 128 + int(self._signal)
         report = self.evaluate(logger, final=True)
         logger.close()
         print(json.dumps({"run_dir": str(self.run_dir), "score_name": report["score_name"], "score": report["score"]}))
         return 0
+
+    def _save_or_diverge(self) -> None:
+        try:
+            self.save()
+        except DivergenceError as exc:
+            raise self._diverged(str(exc)) from exc

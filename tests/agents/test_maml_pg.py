@@ -168,5 +168,5 @@ def test_cli_train_evaluate_inner_steps_and_random_init(tmp_path, capsys):
     assert evaluate.main([str(run), "--num-tasks", "5", "--inner-steps", "1", "--init", "random"]) == 0
     random_report = json.loads((run / "eval" / "test-random-init.json").read_text())
     assert random_report["init"] == "random" and len(random_report["curve"]) == 2
-    exits_2(capsys, evaluate.main, [str(run), "--inner-steps", "-1"], "--inner-steps must be >= 0")
+    exits_2(capsys, evaluate.main, [str(run), "--inner-steps", "-1"], "--inner-steps must lie in [0, 1000], got -1")
     exits_2(capsys, train.main, [*args, "--meta-sgd", "--inner-steps", "0"], "--meta-sgd learns inner step sizes")

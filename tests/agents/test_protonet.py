@@ -13,11 +13,11 @@ from metarl import evaluate, train
 from metarl.agents.finetune import Finetune, FinetuneConfig
 from metarl.agents.nearest_neighbour import NearestNeighbour, NearestNeighbourConfig
 from metarl.agents.protonet import ProtoNet, ProtoNetConfig
+from metarl.core.errors import UsageError
 from metarl.envs import omniglot_oneshot as oneshot
 from metarl.envs.omniglot import OmniglotFamily
 from metarl.fewshot.episode import Episode
 from metarl.fewshot.losses import prototypes, squared_distances
-from metarl.run.config import UsageError
 from metarl.run.logger import read_scalars
 from tests.helpers import write_synthetic_runs
 

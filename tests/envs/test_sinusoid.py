@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import metarl
+from metarl.core.errors import UsageError
 from metarl.core.seeding import task_rng
 from metarl.envs.sinusoid import SinusoidFamily, SinusoidTask
-from metarl.run.config import UsageError, family_default
+from metarl.run.config import family_default
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from metarl import evaluate, train
+from metarl.core.errors import UsageError
 from metarl.core.registry import UnknownIdError
-from metarl.run.config import UsageError
 from metarl.run.logger import read_scalars
 from tests.helpers import exits_2, only_run
 
