@@ -4,6 +4,7 @@ small assertions about runs and command lines. Fixtures built on them are in ``c
 from __future__ import annotations
 
 import io
+import sys
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -109,6 +110,10 @@ def write_synthetic_runs(root: str | Path, runs: int = 2, ways: int = 5, canvas:
     return root
 
 
+TINY_RL2 = ["--algo", "rl2", "--env", "metarl/Bandit-v0", "--k", "2", "--n", "5", "--num-trials", "8",
+            "--total-env-steps", "160", "--eval-tasks", "10", "--eval-every", "2", "--no-progress"]
+"""An RL² training run of a second: 20 iterations of 8 two-armed bandit trials of 5 pulls."""
+
 CHECKER_ALLOWED: dict[str, str] = {
     "A Box observation space minimum value is -infinity": "positions and velocities without bounds "
     "(Nav2D, CartPole's velocities, MuJoCo, the RL² trial observation) have no finite limit to declare",
@@ -144,6 +149,29 @@ def only_run(logdir: Path) -> Path:
     runs = list(logdir.iterdir())
     assert len(runs) == 1, runs
     return runs[0]
+
+
+def run_command(main: Callable[[list[str]], int], argv: list[str], capfd: Any) -> tuple[int, str]:
+    """Run a CLI entry point as ``python -m`` does (through ``run_cli``'s error handling);
+    return its exit status and what it printed to stderr, whitespace and box rules folded."""
+    from metarl.run.config import run_cli
+
+    old = sys.argv
+    sys.argv = ["metarl", *argv]
+    try:
+        run_cli(lambda: main(argv))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    err = capfd.readouterr().err
+    return code, " ".join(err.replace("│", " ").split())
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with its size and modification time (to show nothing changed)."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def exits_2(capsys: Any, main: Callable[[list[str]], int], argv: list[str], message: str) -> None:

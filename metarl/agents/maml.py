@@ -61,7 +61,7 @@ class MAMLConfig(FewShotLearnerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive(self, ("inner_steps", "meta_lr", "filters"))
-        check_non_negative(self, ("eval_inner_steps",))
+        check_non_negative(self, ("eval_inner_steps", "inner_lr"))
         if self.per_step_lr and not self.meta_sgd:
             raise ValueError("--per-step-lr learns step sizes, so it needs --meta-sgd")
         if any(h <= 0 for h in self.hidden):

@@ -34,7 +34,7 @@ from torch import nn
 from torch.func import functional_call
 
 from metarl.core.agent import Agent, EvalResult, InnerLoopAgent, IterationStats
-from metarl.core.checks import check_non_negative, check_positive
+from metarl.core.checks import check_memory, check_non_negative, check_positive
 from metarl.core.inner_loop import Params, StepSizes, adapt_step_tasks, params_of
 from metarl.core.seeding import DATA_KEY, stream, torch_generator, torch_seeded
 from metarl.core.task import Task
@@ -89,6 +89,7 @@ class MAMLPGConfig:
         if not 0.0 < self.ls_backtrack < 1.0:
             raise ValueError(f"--ls-backtrack must lie in (0, 1), got {self.ls_backtrack}")
         check_non_negative(self, ("inner_steps", "eval_inner_steps", "inner_lr", "cg_damping"))
+        check_positive(self, ("ppo_clip",))
         if self.meta_sgd and self.inner_steps == 0:
             raise ValueError("--meta-sgd learns inner step sizes, so it needs --inner-steps >= 1")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
@@ -200,6 +201,11 @@ class MAMLPG(InnerLoopAgent, Agent):
         self.family: RLFamily[Any] = family
         self._envs: dict[int, TaskVectorEnv[Any]] = {}
         self.codec = SpaceCodec(family.observation_space, family.action_space, self.device)
+        # Per inner step and after: obs, action, distribution, log-prob, reward and mask of every step.
+        rows = config.meta_batch * config.trajectories * family.max_episode_steps * (config.inner_steps + 1)
+        check_memory(4.0 * rows * (self.codec.obs_dim + 4 * self.codec.act_dim + 4),
+                     f"--meta-batch {config.meta_batch} x --trajectories {config.trajectories} "
+                     f"(episodes of {family.max_episode_steps} steps)")
         self.dist = ActionDistribution.for_space(family.action_space)
         discrete = self.dist.discrete
         with torch_seeded(seed):

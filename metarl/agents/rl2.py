@@ -21,7 +21,7 @@ from gymnasium.vector import AutoresetMode
 from torch import nn
 
 from metarl.core.agent import IterationStats, optimizer_step
-from metarl.core.checks import check_positive
+from metarl.core.checks import check_memory, check_non_negative, check_positive
 from metarl.core.seeding import torch_generator, torch_seeded
 from metarl.rl.agent import TrainingStreams, TrialAgent, TrialConfig, trial_eval_result
 from metarl.rl.distributions import ActionDistribution
@@ -68,7 +68,9 @@ class RL2Config(TrialConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(self, ("total_env_steps", "num_trials", "hidden_size", "lr", "epochs", "minibatches"))
+        check_positive(self, ("total_env_steps", "num_trials", "hidden_size", "lr", "epochs", "minibatches", "clip",
+                              "reward_scale"))
+        check_non_negative(self, ("entropy_coef", "value_coef", "max_grad_norm"))
         if self.minibatches > self.num_trials:
             raise ValueError(f"--minibatches ({self.minibatches}) cannot exceed --num-trials ({self.num_trials})")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
@@ -179,6 +181,10 @@ class RL2(TrialAgent):
 
     def __init__(self, config: RL2Config, family: RLFamily[Any], seed: int = 0, device: torch.device | str = "cpu"):
         super().__init__(config, family, seed, device)
+        # The rollout of one iteration: per step and trial, the input row and four floats.
+        width = space_dim(family.observation_space) + 2 * space_dim(family.action_space) + 6
+        check_memory(4.0 * self._horizon() * config.num_trials * width,
+                     f"--num-trials {config.num_trials} (trials of {self._horizon()} steps)")
         self.env = family.make_vec_env(config.num_trials, autoreset_mode=AutoresetMode.SAME_STEP)
         self.obs_space, self.act_space = family.observation_space, family.action_space
         discrete = isinstance(self.act_space, gym.spaces.Discrete)

@@ -117,6 +117,8 @@ class CartPoleFamily(Episodic, ArrayRLFamily[CartPoleTask]):
         return [dataclasses.replace(t, init_bound=0.0) for t in tasks]
 
     def check_task(self, task: CartPoleTask) -> None:
+        if not all(math.isfinite(v) for v in dataclasses.astuple(task)):
+            raise ValueError(f"every physical parameter must be finite, got {task}")
         if not min(task.pole_length, task.pole_mass, task.cart_mass, task.force_mag) > 0:
             raise ValueError(f"pole length, masses and force must be > 0, got {task}")
         if not 0 <= task.init_bound <= THETA_THRESHOLD:

@@ -124,6 +124,8 @@ class PendulumFamily(Episodic, ArrayRLFamily[PendulumTask]):
         return [dataclasses.replace(t, init_angle=0.0, init_speed=0.0) for t in tasks]
 
     def check_task(self, task: PendulumTask) -> None:
+        if not all(math.isfinite(v) for v in dataclasses.astuple(task)):
+            raise ValueError(f"every physical parameter must be finite, got {task}")
         if not (task.mass > 0 and task.length > 0 and task.damping >= 0):
             raise ValueError(f"mass and length must be > 0 and damping >= 0, got {task}")
         if not (0 <= task.init_speed <= MAX_SPEED and task.init_angle >= 0):

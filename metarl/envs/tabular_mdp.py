@@ -127,6 +127,8 @@ class TabularMDPFamily(Episodic, ArrayRLFamily[TabularMDPTask]):
                 f"task has means of shape {means.shape} and transitions of shape {probs.shape}, "
                 f"but the family needs {(s, a)} and {(s, a, s)} (num_states={s}, num_actions={a})"
             )
+        if not np.isfinite(means).all():
+            raise ValueError("every mean reward means[s][a] must be finite")
         if (probs < 0).any() or not np.allclose(probs.sum(axis=-1), 1.0, atol=1e-6):
             raise ValueError("each transitions[s][a] must be a probability vector (non-negative, sums to 1)")
 

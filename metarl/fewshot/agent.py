@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from metarl.core.agent import Agent, EvalResult, optimizer_step
-from metarl.core.checks import check_non_negative, check_positive
+from metarl.core.checks import check_memory, check_non_negative, check_positive
 from metarl.core.seeding import DATA_KEY, EVAL_KEY, Streams, stream, task_rng, torch_generator
 from metarl.core.task import Task
 from metarl.fewshot.data import random_affine
@@ -132,6 +133,12 @@ class SupervisedAgent(Agent):
 
     def progress(self) -> float:
         return min(1.0, self.iterations / self.config.iterations) if self.learns else 1.0
+
+    def check_batch_memory(self, episodes: int, examples: int, what: str) -> None:
+        """Refuse a training batch of ``episodes`` episodes of ``examples`` inputs each whose
+        inputs alone would not fit in memory (``what`` names the settings)."""
+        size = math.prod(self.family.input_shape)
+        check_memory(4.0 * episodes * examples * size, what)
 
     def check_data(self) -> None:
         """Before the first update: fail now, not after training, if a split's data is missing.
@@ -272,6 +279,8 @@ class EpisodicClassifier(TrainedClassifier):
         super().__init__(config, family, seed, device)
         self.train_family = training_family(self.family, config.train_ways)
         self.train_shots = config.train_shots or self.family.shots
+        self.check_batch_memory(config.meta_batch, self.train_family.ways * (self.train_shots + config.train_queries),
+                                f"--meta-batch {config.meta_batch} of {self.train_family.ways}-way episodes")
 
     def set_training(self, mode: bool) -> None:
         self.net.train(mode)
@@ -308,6 +317,9 @@ class FewShotAgent(SupervisedAgent):
         self.problem = self.family.problem
         self.shots = config.train_shots or self.family.shots
         self.queries = config.train_queries or self.family.queries
+        per_class = self.family.num_outputs if self.problem == "classification" else 1
+        self.check_batch_memory(config.meta_batch, per_class * (self.shots + self.queries),
+                                f"--meta-batch {config.meta_batch} with {self.shots} shots and {self.queries} queries")
         self._curves: list[EvalResult] = []
 
     def pooled_curve(self, result: EvalResult) -> EvalResult | None:

@@ -74,10 +74,13 @@ def check_actions(space: gym.Space, actions: Any, num_envs: int | None = None) -
     the rest of the episode); values outside a Box's bounds are the env's to clip. Vectorised:
     a few microseconds for 4,096 sub-envs.
     """
-    a = np.asarray(actions)
     shape = tuple(space.shape or ())
     expected = shape if num_envs is None else (num_envs, *shape)
     what = "an action" if num_envs is None else f"{num_envs} actions"
+    try:
+        a = np.asarray(actions)
+    except ValueError as exc:  # a ragged list: its actions have different shapes
+        raise ValueError(f"expected {what} of shape {expected} for {space}; these do not form an array ({exc})") from exc
     if a.shape != expected:
         raise ValueError(f"expected {what} of shape {expected} for {space}, got shape {a.shape}")
     if isinstance(space, gym.spaces.Discrete):

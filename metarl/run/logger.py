@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,13 @@ class RunLogger:
         from torch.utils.tensorboard import SummaryWriter  # imported late: pulls in tensorboard
 
         self.log_dir = Path(log_dir)
+        if purge_step is not None:
+            # TensorBoard reads a run's event files in name order, and names start with the
+            # second they were opened in: a resumed run's file must sort after the last one, or
+            # its purge of the steps after the checkpoint would erase the steps before it.
+            opened = [int(p.name.split(".")[3]) for p in self.log_dir.glob("events.out.tfevents.*")]
+            while opened and int(time.time()) <= max(opened):
+                time.sleep(0.05)
         self.writer = SummaryWriter(str(self.log_dir), purge_step=purge_step)
         self._layout_written = False
 

@@ -10,10 +10,9 @@ from metarl import evaluate, train
 from metarl.core.errors import UsageError
 from metarl.core.registry import UnknownIdError
 from metarl.run.logger import read_scalars
-from tests.helpers import exits_2, only_run
+from tests.helpers import TINY_RL2, exits_2, only_run
 
-TINY = ["--algo", "rl2", "--env", "metarl/Bandit-v0", "--k", "2", "--n", "5", "--num-trials", "8",
-        "--total-env-steps", "160", "--eval-tasks", "10", "--eval-every", "2", "--no-progress"]
+TINY = TINY_RL2
 
 
 @pytest.fixture(scope="module")
