@@ -22,7 +22,7 @@ from gymnasium.vector.utils import batch_space
 from metarl.core.task import TaskT
 from metarl.rl.envs import TaskEnv
 from metarl.rl.family import RLFamily
-from metarl.rl.spaces import check_actions
+from metarl.rl.spaces import ActionCheck
 
 State = dict[str, np.ndarray]
 Params = dict[str, np.ndarray]
@@ -152,6 +152,7 @@ class BatchedTaskEnv(VectorEnv, Generic[TaskT]):
         self.single_action_space = family.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
+        self._check_actions = ActionCheck(self.single_action_space, num_envs)
         self.set_tasks(tasks if tasks is not None else [family.default_task()] * num_envs)
         self._state = family.new_state(num_envs)
         self._elapsed = np.zeros(num_envs, dtype=np.int64)
@@ -190,7 +191,7 @@ class BatchedTaskEnv(VectorEnv, Generic[TaskT]):
         return self.family.observe(self._params, self._state, _ALL), {}
 
     def step(self, actions: Any):
-        actions = check_actions(self.single_action_space, actions, self.num_envs)
+        actions = self._check_actions(actions)
         n = self.num_envs
         if self.autoreset_mode == AutoresetMode.DISABLED and self._autoreset.any():
             raise RuntimeError(

@@ -19,7 +19,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from metarl.core.task import TaskT
 from metarl.rl.family import RLFamily
-from metarl.rl.spaces import check_actions
+from metarl.rl.spaces import ActionCheck
 
 
 class TaskEnv(gym.Env, Generic[TaskT]):
@@ -39,6 +39,7 @@ class TaskEnv(gym.Env, Generic[TaskT]):
         self.metadata = {"render_modes": list(family.render_modes), "render_fps": render_fps}
         self.observation_space = family.observation_space
         self.action_space = family.action_space
+        self._check_action = ActionCheck(self.action_space)
         self.set_task(task if task is not None else family.default_task())
 
     @property
@@ -53,7 +54,7 @@ class TaskEnv(gym.Env, Generic[TaskT]):
 
     def checked_action(self, action: Any) -> np.ndarray:
         """``action`` as an array if it belongs to the action space, else a clear ``ValueError``."""
-        return check_actions(self.action_space, action)
+        return self._check_action(action)
 
     def begin_reset(self, seed: int | None, options: dict[str, Any] | None) -> None:
         """Seed :attr:`np_random` and switch to ``options["task"]`` if given."""
@@ -88,6 +89,7 @@ class TaskSyncVectorEnv(SyncVectorEnv, Generic[TaskT]):
         super().__init__(
             [functools.partial(family.make_env, t) for t in tasks], autoreset_mode=AutoresetMode(autoreset_mode)
         )
+        self._check_actions = ActionCheck(self.single_action_space, num_envs)
         self.task_envs: list[TaskEnv[TaskT]] = []
         for env in self.envs:
             if not isinstance(env, TaskEnv):
@@ -119,4 +121,4 @@ class TaskSyncVectorEnv(SyncVectorEnv, Generic[TaskT]):
         return super().reset(seed=seed, options=options or None)
 
     def step(self, actions: Any):
-        return super().step(check_actions(self.single_action_space, actions, self.num_envs))
+        return super().step(self._check_actions(actions))

@@ -65,37 +65,59 @@ class SpaceCodec:
         return ((a.float().reshape(len(a), -1) - self.center) / self.scale).clamp(-1.0, 1.0)
 
 
-def check_actions(space: gym.Space, actions: Any, num_envs: int | None = None) -> np.ndarray:
-    """``actions`` as an array if they belong to ``space``, else ``ValueError`` saying why.
+class ActionCheck:
+    """Checks actions against a space: ``check(actions)`` returns them as an array if they
+    belong to ``space``, else raises ``ValueError`` saying why.
 
     One action (``num_envs`` None) or a batch of ``num_envs``, with the space's shape. Discrete
     actions must be integers in ``[start, start + n)`` (a float or an out-of-range index would
     silently pick another action); Box actions must be finite (a NaN would poison the state for
-    the rest of the episode); values outside a Box's bounds are the env's to clip. Vectorised:
-    a few microseconds for 4,096 sub-envs.
+    the rest of the episode); values outside a Box's bounds are the env's to clip. Built once
+    per env, so a step pays for one reduction over the batch (about 2 µs for 4,096 sub-envs).
     """
-    shape = tuple(space.shape or ())
-    expected = shape if num_envs is None else (num_envs, *shape)
-    what = "an action" if num_envs is None else f"{num_envs} actions"
-    try:
-        a = np.asarray(actions)
-    except ValueError as exc:  # a ragged list: its actions have different shapes
-        raise ValueError(f"expected {what} of shape {expected} for {space}; these do not form an array ({exc})") from exc
-    if a.shape != expected:
-        raise ValueError(f"expected {what} of shape {expected} for {space}, got shape {a.shape}")
-    if isinstance(space, gym.spaces.Discrete):
-        if a.dtype.kind not in "iu":
-            raise ValueError(f"{space} takes integer actions, got {a.dtype} ({a.ravel()[:4].tolist()}...)")
-        low, high = int(space.start), int(space.start + space.n)
-        if a.size and (a.min() < low or a.max() >= high):
-            bad = a[(a < low) | (a >= high)].ravel()[0]
-            raise ValueError(f"action {bad} is outside {space}: actions must lie in [{low}, {high - 1}]")
-    elif isinstance(space, gym.spaces.Box):
-        if a.dtype.kind not in "fiu":
-            raise ValueError(f"{space} takes numeric actions, got {a.dtype}")
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
-            raise ValueError(f"actions must be finite for {space}, got NaN or infinity")
-    return a
+
+    def __init__(self, space: gym.Space, num_envs: int | None = None):
+        self.space = space
+        shape = tuple(space.shape or ())
+        self.expected = shape if num_envs is None else (num_envs, *shape)
+        self.what = "an action" if num_envs is None else f"{num_envs} actions"
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        self.box = isinstance(space, gym.spaces.Box)
+        self.low = int(space.start) if isinstance(space, gym.spaces.Discrete) else 0
+        self.n = int(space.n) if isinstance(space, gym.spaces.Discrete) else 0
+
+    def __call__(self, actions: Any) -> np.ndarray:
+        if self.discrete and isinstance(actions, (int, np.integer)) and not isinstance(actions, bool) \
+                and self.expected == ():  # one plain integer: no array work
+            if not 0 <= actions - self.low < self.n:
+                self._out_of_range(np.asarray(actions))
+            return np.asarray(actions)
+        try:
+            a = np.asarray(actions)
+        except ValueError as exc:  # a ragged list: its actions have different shapes
+            raise ValueError(f"expected {self.what} of shape {self.expected} for {self.space}; these do not form an "
+                             f"array ({exc})") from exc
+        if a.shape != self.expected:
+            raise ValueError(f"expected {self.what} of shape {self.expected} for {self.space}, got shape {a.shape}")
+        kind = a.dtype.kind
+        if self.discrete:
+            if kind not in "iu":
+                raise ValueError(f"{self.space} takes integer actions, got {a.dtype} ({a.ravel()[:4].tolist()}...)")
+            # One reduction: below ``low``, ``a - low`` wraps to a huge unsigned number.
+            shifted = a.astype(np.int64, copy=False) - self.low if self.low else a.astype(np.int64, copy=False)
+            if a.size and int(shifted.view(np.uint64).max()) >= self.n:
+                self._out_of_range(a)
+        elif self.box:
+            if kind not in "fiu":
+                raise ValueError(f"{self.space} takes numeric actions, got {a.dtype}")
+            if kind == "f" and not np.isfinite(a).all():
+                raise ValueError(f"actions must be finite for {self.space}, got NaN or infinity")
+        return a
+
+    def _out_of_range(self, a: np.ndarray) -> None:
+        high = self.low + self.n
+        bad = a[(a < self.low) | (a >= high)].ravel()[0]
+        raise ValueError(f"action {bad} is outside {self.space}: actions must lie in [{self.low}, {high - 1}]")
 
 
 def sample_actions(space: gym.Space, num_envs: int, rng: np.random.Generator) -> Any:

@@ -1,10 +1,11 @@
-"""Property-based tests over every registered RL family (hypothesis draws the seeds, the number
+"""Property-based tests over every registered family (hypothesis draws the seeds, the number
 of sub-envs, the actions and the bad inputs): the batched env equals ``SyncVectorEnv`` over the
-single env on deterministic tasks, and every invalid action is refused before it changes
-anything."""
+single env on deterministic tasks, every invalid action is refused before it changes anything,
+and a task holding NaN is refused."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -111,3 +112,32 @@ def test_every_invalid_action_is_refused_and_changes_nothing(family_id):
             e.close()
 
     check()
+
+
+def _with_nan(value: Any) -> tuple[Any, bool]:
+    """``value`` with its first float replaced by NaN (through nested tuples), and whether one was."""
+    if isinstance(value, float):
+        return float("nan"), True
+    if isinstance(value, tuple):
+        out = list(value)
+        for i, v in enumerate(out):
+            out[i], done = _with_nan(v)
+            if done:
+                return tuple(out), True
+    return value, False
+
+
+@pytest.mark.parametrize("family_id", metarl.list_families())
+def test_a_task_holding_nan_is_refused(family_id):
+    family = metarl.make_family(family_id)
+    try:
+        task = family.sample_tasks(1, "test")[0]
+    except FileNotFoundError as exc:  # a data-backed family without its data
+        pytest.skip(str(exc))
+    for field in dataclasses.fields(task):
+        poisoned, done = _with_nan(getattr(task, field.name))
+        if done:
+            with pytest.raises(ValueError):
+                family.validate_task(dataclasses.replace(task, **{field.name: poisoned}))
+            return
+    pytest.skip(f"{type(task).__name__} has no float field")
