@@ -38,6 +38,13 @@ from metarl.run.logger import write_eval
 from metarl.run.trainer import setup_torch
 
 PROG = "python -m metarl.evaluate"
+HELP = (
+    "Evaluate a trained run or a non-learning baseline on held-out tasks: python -m metarl.evaluate RUN_DIR "
+    "[flags], or python -m metarl.evaluate --algo NAME --env ID [flags] for a baseline (random, thompson, ucb1, "
+    "psrl, nearest_neighbour, ...: python -m metarl.list). RUN_DIR --help and --algo NAME --env ID --help list "
+    "the flags that apply there (a baseline's and its family's). --import MODULE imports a module that "
+    "registers families; --debug shows tracebacks. Writes a JSON report and a PNG of the adaptation curve."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(first.run_dir)
         spec = load_run(run_dir, first.imports)
         agent_cls, family, family_id = spec.agent_cls, spec.family, family_spec(spec.env_id).id
-        parsed = parse_sections(PROG, f"Evaluate the run {run_dir}.",
+        parsed = parse_sections(PROG, f"Evaluate the run {run_dir}. {HELP}",
                                 {"eval": EvalConfig(), "benchmark": BenchmarkConfig()}, rest)
         ev, bench = parsed["eval"], parsed["benchmark"]
         agent = spec.build_agent(setup_torch(spec.run))
@@ -70,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             restore_agent(agent, load_checkpoint(checkpoint), checkpoint)
         default_json = run_dir / "eval" / (f"{ev.split}.json" if ev.init == "trained" else f"{ev.split}-random-init.json")
     else:
+        if not first.algo and ("--help" in rest or "-h" in rest):
+            parse_sections(PROG, HELP, {"eval": EvalConfig(), "benchmark": BenchmarkConfig()}, ["--help"])
         if not first.algo:
             raise UsageError("give a run directory (RUN_DIR) or a baseline with --algo NAME --env ID")
         agent_cls, env_id = resolve_algo_and_env(first.algo, first.env, {})

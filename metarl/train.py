@@ -3,17 +3,22 @@
     python -m metarl.train --algo rl2                         # RL² on the 5-armed bandit
     python -m metarl.train --algo rl2 --env metarl/Bandit-v0 --k 10 --seed 1
     python -m metarl.train --resume runs/metarl-Bandit-v0__rl2__s0__20260101-120000
+    python -m metarl.train --resume runs/<run> --total-env-steps 30000000   # train on, to a larger budget
     python -m metarl.train --algo rl2 --help                  # every flag, its default and meaning
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
+from metarl.core.checks import flag
 from metarl.core.errors import UsageError
 from metarl.core.registry import family_spec
-from metarl.run.checkpoint import config_json, load_run, new_run_dir
+from metarl.run.checkpoint import RunSpec, config_json, load_run, new_run_dir, read_run_config, write_run_config
+from metarl.run.compare import Reference, print_lines, score_baselines, summary_lines, write_references
 from metarl.run.config import (
     RunConfig,
     build_agent,
@@ -38,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     first, rest = first_pass(PROG, argv)
     imports = import_modules(first.imports)
     if first.resume:
-        if rest or first.algo or first.env or first.config:
-            raise UsageError("--resume RUN_DIR takes no other flags but --import: the run continues with its saved "
-                             "config.json")
-        return resume(Path(first.resume), first.imports)
+        if first.algo or first.env or first.config:
+            raise UsageError("--resume RUN_DIR continues the run with its saved config.json: --algo, --env and "
+                             "--config do not apply (start a new run with --config RUN_DIR/config.json instead)")
+        return resume(Path(first.resume), first.imports, rest)
     config = load_config_file(first.config) if first.config else {}
     agent_cls, env_id = resolve_algo_and_env(first.algo, first.env, config, first.imports)
     env_module, _ = split_env(first.env or "")
@@ -54,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     same_env = split_env(config.get("env", env_id))[1] == env_id
     sections = parse_sections(
-        PROG,
-        f"Train {agent_cls.name} on {env_id}. Algorithm flags come from {agent_cls.config_class.__name__}, "
-        f"family flags from {family_spec(env_id).load().__name__}.",
+        PROG, help_text(agent_cls, env_id, family_spec(env_id).load().__name__),
         {
             "run": from_dict(RunConfig, config.get("run", {}), "the run section of --config"),
             "agent": from_dict(agent_cls.config_class, config.get("agent", {}), "the agent section of --config"),
@@ -75,17 +78,95 @@ def main(argv: list[str] | None = None) -> int:
     (run_dir / "config.json").write_text(
         config_json(agent_cls.name, family_id, family, sections["agent"], run, argv, imports))
     print(f"run directory: {run_dir}\nwatch it with: tensorboard --logdir {run.logdir}", file=sys.stderr)
-    return Trainer(agent, agent_cls.name, family_id, run, run_dir).train()
+    trainer = Trainer(agent, agent_cls.name, family_id, run, run_dir)
+    code = trainer.train()
+    if code == 0:
+        finish(trainer, sections["agent"])
+    return code
 
 
-def resume(run_dir: Path, imported: list[str]) -> int:
-    """Continue a run from its latest checkpoint with its saved config."""
+def help_text(agent_cls: Any, env_id: str, family_class: str) -> str:
+    """``--help``'s description: the flags that choose what to train, and where the rest come from."""
+    algo = agent_cls.name
+    return (
+        f"Meta-train --algo {algo} on --env {env_id}; the flags below are the run's, {algo}'s "
+        f"({agent_cls.config_class.__name__}) and {env_id}'s ({family_class}). Also: --algo NAME (python -m metarl.list shows them; "
+        "--algo NAME --help shows that algorithm's flags), --env ID or --env module:ID (a family of your own "
+        "module; --env ID --help shows its flags), --config FILE (a JSON config, e.g. a run's config.json), "
+        f"--resume RUN_DIR [budget flags] (continue a run, optionally to a larger budget: --time-limit, and for "
+        f"{algo} {', '.join(map(flag, agent_cls.budget_fields))}), --import MODULE (import a module that "
+        "registers families), --debug (tracebacks on errors)."
+    )
+
+
+RESUMABLE_RUN_FIELDS = ("time_limit", "eval_every", "eval_budget", "eval_tasks", "checkpoint_every", "progress",
+                        "compare", "threads")
+"""Run settings a resumed run may change: budgets and bookkeeping, nothing its results depend on
+but where it stops (``eval_tasks`` changes only which tasks report on it)."""
+
+
+def resume(run_dir: Path, imported: list[str], argv: list[str]) -> int:
+    """Continue a run from its latest checkpoint with its saved config; flags may raise its
+    budget (``--time-limit``, the algorithm's ``budget_fields``) and change its bookkeeping."""
     spec = load_run(run_dir, imported)
+    config = new_budget(spec, argv) if argv else None
+    if config is not None:
+        spec = dataclasses.replace(spec, run=config[0], agent_config=config[1])
     agent = spec.build_agent(setup_torch(spec.run))
     trainer = Trainer(agent, spec.agent_cls.name, family_spec(spec.env_id).id, spec.run, run_dir)
     trainer.restore()
+    if config is not None:  # only once the checkpoint has loaded: bad input changes no file
+        saved = read_run_config(run_dir)
+        saved["run"], saved["agent"] = dataclasses.asdict(spec.run), dataclasses.asdict(spec.agent_config)
+        write_run_config(run_dir, saved)
     print(f"resuming {run_dir} at iteration {trainer.iteration}", file=sys.stderr)
-    return trainer.train(resumed=True)
+    code = trainer.train(resumed=True)
+    if code == 0 and trainer.final_report is not None:
+        finish(trainer, spec.agent_config)
+    return code
+
+
+def new_budget(spec: RunSpec, argv: list[str]) -> tuple[RunConfig, Any]:
+    """The run and agent settings of a ``--resume`` command's flags, refusing any flag that
+    would change what the run is (its algorithm's settings, family, seed or device)."""
+    budget = spec.agent_cls.budget_fields
+    parsed = parse_sections(
+        PROG, f"Resume {spec.run_dir}: its budget (--time-limit, {', '.join(map(flag, budget))}) and bookkeeping "
+        "flags may change.", {"run": spec.run, "agent": spec.agent_config}, argv)
+    allowed = {("run", name) for name in RESUMABLE_RUN_FIELDS} | {("agent", name) for name in budget}
+    for section, old in (("run", spec.run), ("agent", spec.agent_config)):
+        new = parsed[section]
+        for field in dataclasses.fields(new):
+            if getattr(new, field.name) != getattr(old, field.name) and (section, field.name) not in allowed:
+                raise UsageError(
+                    f"{flag(field.name)} cannot change when resuming: {spec.run_dir} continues with its saved "
+                    f"settings. A resumed run takes its budget (--time-limit, {', '.join(map(flag, budget))}) and "
+                    f"{', '.join(flag(n) for n in RESUMABLE_RUN_FIELDS if n != 'time_limit')}; to change "
+                    f"{flag(field.name)}, start a new run: python -m metarl.train --config {spec.run_dir}/config.json "
+                    f"{flag(field.name)} ...")
+    return parsed["run"], parsed["agent"]
+
+
+def finish(trainer: Trainer, agent_config: Any) -> None:
+    """After a completed run: its score beside the family's baselines on the same held-out tasks,
+    and the commands to look further."""
+    run, run_dir, report = trainer.run, trainer.run_dir, trainer.final_report
+    assert report is not None and trainer.final_result is not None
+    references: list[Reference] = []
+    notes: list[str] = []
+    family = trainer.agent.family
+    if run.compare and family.baselines:
+        references, notes = score_baselines(family, trainer.family_id, agent_config, trainer.final_result,
+                                            trainer.eval_task_list, trainer.eval_seed)
+        write_references(run_dir / "eval" / "baselines.json", references)
+    lines = summary_lines(trainer.algo, report, references, notes)
+    lines += [
+        "next:",
+        f"  the curves in TensorBoard:   tensorboard --logdir {run.logdir}",
+        f"  a shifted task distribution: python -m metarl.evaluate {run_dir}{trainer.import_flags()} --split ood",
+        f"  the adaptation curve plot:   {run_dir / 'eval' / 'final_test.png'} (numbers: final_test.json)",
+    ]
+    print_lines(lines)
 
 
 if __name__ == "__main__":

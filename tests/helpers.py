@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import io
 import sys
-import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 from metarl.envs import omniglot_oneshot as oneshot
 from metarl.envs.omniglot import SET_DIRS
@@ -113,36 +110,6 @@ def write_synthetic_runs(root: str | Path, runs: int = 2, ways: int = 5, canvas:
 TINY_RL2 = ["--algo", "rl2", "--env", "metarl/Bandit-v0", "--k", "2", "--n", "5", "--num-trials", "8",
             "--total-env-steps", "160", "--eval-tasks", "10", "--eval-every", "2", "--no-progress"]
 """An RL² training run of a second: 20 iterations of 8 two-armed bandit trials of 5 pulls."""
-
-CHECKER_ALLOWED: dict[str, str] = {
-    "A Box observation space minimum value is -infinity": "positions and velocities without bounds "
-    "(Nav2D, CartPole's velocities, MuJoCo, the RL² trial observation) have no finite limit to declare",
-    "A Box observation space maximum value is infinity": "as above",
-    "For Box action spaces, we recommend using a symmetric and normalized space": "Pendulum keeps "
-    "Gymnasium Pendulum-v1's torque range [-2, 2] (metarl's policies act in [-1, 1] units and rescale)",
-    "A Box observation space maximum and minimum values are equal": "Meta-World's own observation space "
-    "with the goal hidden (its ML setting) declares the goal's three coordinates as [0, 0]",
-}
-"""Warnings of Gymnasium's env checker that the conformance suite accepts, and why."""
-
-
-def check_env_strictly(env: gym.Env) -> None:
-    """Gymnasium's ``check_env``, failing on any warning not in :data:`CHECKER_ALLOWED` (as
-    Gymnasium's own test suite does)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        check_env(env, skip_render_check=True)
-    unexpected = [str(w.message) for w in caught if not any(text in str(w.message) for text in CHECKER_ALLOWED)]
-    assert not unexpected, f"Gymnasium's env checker warned: {unexpected}"
-
-
-def slow_if_simulated(family_ids: Sequence[str]) -> list[Any]:
-    """``pytest.param`` per family id, marked ``slow`` for simulator families (MuJoCo,
-    Meta-World: those registered with ``requires``), whose rollouts take seconds."""
-    from metarl.core.registry import family_spec
-
-    return [pytest.param(f, marks=pytest.mark.slow) if family_spec(f).requires else f for f in family_ids]
-
 
 def only_run(logdir: Path) -> Path:
     """The single run directory under ``logdir``."""

@@ -72,6 +72,8 @@ class Agent(abc.ABC):
     kind: ClassVar[str] = "rl"
     learns: ClassVar[bool] = True
     default_env: ClassVar[str] = "metarl/Bandit-v0"
+    budget_fields: ClassVar[tuple[str, ...]] = ("iterations",)
+    """The config fields that set how long training runs (``--resume`` may raise them)."""
 
     def __init__(self, config: Any, family: TaskFamily[Any], seed: int = 0, device: torch.device | str = "cpu"):
         if family.kind != self.kind and self.kind != "any":

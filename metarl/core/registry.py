@@ -12,8 +12,9 @@ RL families are registered with Gymnasium under the same id too, with both an
 
 A user plugs in a family by calling :func:`register` in a module they import, by passing
 ``their_module:TheirFamily-v0`` (the module is imported first), or by publishing an entry
-point in the group ``metarl.families`` from an installed package; entry points are loaded
-when an id is not found.
+point in the group ``metarl.families`` from an installed package; ``import metarl`` loads
+the entry points (as Gymnasium loads its plugins), so their ids work with
+``gymnasium.make`` too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import importlib.util
 import inspect
 import re
 import typing
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -172,15 +174,21 @@ def _gym_vector_env(
     return family.make_vec_env(num_envs, tasks, autoreset_mode=autoreset_mode)
 
 
-def _load_entry_points() -> None:
+def load_entry_points() -> None:
+    """Load the installed packages' families (entry-point group ``metarl.families``) once; a
+    plugin that fails to load is reported as a warning, and the others still load."""
     global _entry_points_loaded
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        obj = ep.load()  # importing the module registers its families
-        if callable(obj) and not inspect.isclass(obj):
-            obj()
+        try:
+            obj = ep.load()  # importing the module registers its families
+            if callable(obj) and not inspect.isclass(obj):
+                obj()
+        except Exception as exc:  # noqa: BLE001 (a broken plugin must not break metarl)
+            warnings.warn(f"metarl: the plugin {ep.name!r} ({ep.value}) failed to load its families: "
+                          f"{type(exc).__name__}: {exc}", stacklevel=2)
 
 
 def family_spec(id: str) -> FamilySpec:
@@ -197,7 +205,7 @@ def family_spec(id: str) -> FamilySpec:
         except ImportError as exc:
             raise ImportError(f"could not import {module_name!r} to find family {id!r}: {exc}") from exc
     if id not in _FAMILIES:
-        _load_entry_points()
+        load_entry_points()
     if id in _FAMILIES:
         return _FAMILIES[id]
     raise UnknownIdError(_unknown_message("family", id, list(_FAMILIES)))
@@ -250,13 +258,13 @@ def make_family(id: str, **kwargs: Any) -> TaskFamily[Any]:
 def list_families(kind: Kind | None = None) -> list[str]:
     """Ids of the registered families whose dependencies are installed (built-ins and
     entry points), optionally of one kind."""
-    _load_entry_points()
+    load_entry_points()
     return sorted(i for i, s in _FAMILIES.items() if s.available and (kind is None or s.kind == kind))
 
 
 def family_specs() -> list[FamilySpec]:
     """Every registered family's record, available or not, sorted by id."""
-    _load_entry_points()
+    load_entry_points()
     return [_FAMILIES[i] for i in sorted(_FAMILIES)]
 
 

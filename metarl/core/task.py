@@ -84,6 +84,9 @@ class TaskFamily(abc.ABC, Generic[TaskT]):
     kind: ClassVar[Literal["rl", "supervised"]]
     task_type: type[TaskT]
     """The family's task class (a class attribute)."""
+    baselines: ClassVar[tuple[str, ...]] = ()
+    """Non-learning algorithms (``--algo`` names) that ``metarl.train`` scores beside a trained
+    agent on the same held-out tasks, so that a score has a reference."""
 
     def kwargs(self) -> dict[str, Any]:
         """The family's keyword arguments, as passed to the registry."""

@@ -63,6 +63,7 @@ class BanditFamily(ArrayRLFamily[BanditTask]):
 
     task_type = BanditTask
     stochastic: ClassVar[bool] = True
+    baselines: ClassVar[tuple[str, ...]] = ("random", "ucb1", "thompson")
 
     def __post_init__(self) -> None:
         if self.k < 1:

@@ -211,6 +211,7 @@ class MetaWorldFamily(Episodic, RLFamily[MetaWorldTask]):
 
     task_type = MetaWorldTask
     stochastic: ClassVar[bool] = False  # Meta-World's reset and physics are deterministic given the task
+    baselines: ClassVar[tuple[str, ...]] = ()  # as for MuJoCo locomotion: random costs a full evaluation
     render_modes: ClassVar[tuple[str, ...]] = ("rgb_array",)
 
     def __post_init__(self) -> None:

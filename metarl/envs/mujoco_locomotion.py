@@ -6,9 +6,9 @@ environments). This module imports without MuJoCo; ``metarl/envs/__init__.py`` r
 families as requiring ``mujoco``, so without it the registry and the conformance tests do not
 list them, and making one says which extra to install.
 
-Each family wraps one of Gymnasium's MuJoCo environments (``HalfCheetah-v5``, ``Ant-v5``):
-:class:`LocomotionTaskEnv` keeps the Gymnasium physics, observation and ``info`` and replaces
-the reward (or the dynamics) per task. The batched env is
+Each family is a :class:`~metarl.rl.gym_family.GymnasiumFamily` over one of Gymnasium's
+MuJoCo environments (``HalfCheetah-v5``, ``Ant-v5``): it keeps the Gymnasium physics,
+observation and ``info`` and replaces the reward (or the dynamics) per task. The batched env is
 :class:`~metarl.rl.envs.TaskSyncVectorEnv`, a ``SyncVectorEnv`` over the single env with one
 task per sub-env: MuJoCo steps in C, so the Python loop over sub-envs costs little next to
 the physics (``experiments/bench_mujoco.py`` measures it).
@@ -17,76 +17,26 @@ the physics (``experiments/bench_mujoco.py`` measures it).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import importlib.util
 import math
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode
 
 from metarl.core.seeding import SPLITS
 from metarl.core.task import Task, TaskT
-from metarl.rl.envs import TaskEnv, TaskSyncVectorEnv
-from metarl.rl.family import Episodic, RLFamily
+from metarl.rl.gym_family import GymnasiumFamily
 
 MUJOCO_AVAILABLE: bool = importlib.util.find_spec("mujoco") is not None
 """Whether the ``mujoco`` package is installed. ``find_spec`` rather than ``import mujoco``:
 importing MuJoCo costs ~0.4 s. A broken install fails loudly at ``make_env``."""
 
 
-class LocomotionTaskEnv(TaskEnv[TaskT]):
-    """One Gymnasium MuJoCo environment whose reward or dynamics follow a task.
-
-    ``reset(options={"task": task})`` switches the task; a reset without that option keeps
-    the current one; ``env.task`` reads it. A new task's reward applies from the next step;
-    changes to the MuJoCo model (dynamics families) are applied at every reset, so they take
-    effect at the next reset. ``info`` is Gymnasium's (e.g. ``x_velocity``) plus
-    ``reward_gymnasium``, the wrapped env's own reward.
-
-    The episode is truncated after the family's ``horizon`` steps (no ``TimeLimit`` wrapper:
-    the env is used unwrapped so that ``SyncVectorEnv`` sub-envs expose ``task``).
-    """
-
-    family: MujocoLocomotionFamily[TaskT]
-
-    def __init__(self, family: MujocoLocomotionFamily[TaskT], task: TaskT | None = None,
-                 render_mode: str | None = None):
-        super().__init__(family, task, render_mode)
-        self.mujoco_env = family.make_mujoco_env(render_mode)
-        self.metadata["render_fps"] = self.mujoco_env.metadata["render_fps"]
-        self._base_model = family.base_model_params(self.mujoco_env)
-        self._elapsed = 0
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self.begin_reset(seed, options)
-        self.family.apply_dynamics(self.mujoco_env, self._base_model, self.task)
-        obs, info = self.mujoco_env.reset(seed=seed)
-        self._elapsed = 0
-        return obs, info
-
-    def step(self, action: Any):
-        action = self.checked_action(action)
-        obs, base_reward, terminated, _, info = self.mujoco_env.step(action)
-        reward = self.family.task_reward(self.task, action.astype(np.float64), float(base_reward), info)
-        info["reward_gymnasium"] = float(base_reward)
-        self._elapsed += 1
-        truncated = (not terminated) and self._elapsed >= self.family.max_episode_steps
-        return obs, float(reward), bool(terminated), truncated, info
-
-    def render(self) -> Any:
-        return self.mujoco_env.render() if self.render_mode is not None else None
-
-    def close(self) -> None:
-        self.mujoco_env.close()
-
-
 @dataclasses.dataclass(frozen=True)
-class MujocoLocomotionFamily(Episodic, RLFamily[TaskT]):
-    """Shared fields and plumbing of the MuJoCo families (not registered itself)."""
+class MujocoLocomotionFamily(GymnasiumFamily[TaskT]):
+    """Shared fields of the MuJoCo families (not registered itself): Gymnasium's environment,
+    its reset noise, and episodes of ``horizon`` (200) steps, ``n`` (2) to a trial."""
 
     reset_noise_scale: float = dataclasses.field(
         default=0.1,
@@ -97,8 +47,9 @@ class MujocoLocomotionFamily(Episodic, RLFamily[TaskT]):
 
     stochastic: ClassVar[bool] = True
     render_modes: ClassVar[tuple[str, ...]] = ("rgb_array",)
-    gymnasium_class: ClassVar[str] = ""
-    """``module:Class`` of the wrapped Gymnasium environment."""
+    # A random policy's evaluation costs as much as the trained one's here; score it on demand:
+    # python -m metarl.evaluate --algo random --env ID.
+    baselines: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,64 +60,8 @@ class MujocoLocomotionFamily(Episodic, RLFamily[TaskT]):
         # With reset noise the start state is random, so only a noiseless family is deterministic.
         return self.sample_tasks(n, "train", rng) if self.reset_noise_scale == 0 else []
 
-    def mujoco_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of the wrapped Gymnasium environment."""
+    def gym_kwargs(self) -> dict[str, Any]:
         return {"reset_noise_scale": self.reset_noise_scale}
-
-    def make_mujoco_env(self, render_mode: str | None = None) -> Any:
-        """A new, unwrapped Gymnasium MuJoCo environment of this family."""
-        if not MUJOCO_AVAILABLE:
-            raise ImportError(f'{type(self).__name__} needs MuJoCo: pip install "metarl[mujoco]"')
-        module_name, _, cls_name = self.gymnasium_class.partition(":")
-        cls = getattr(importlib.import_module(module_name), cls_name)
-        return cls(render_mode=render_mode, **self.mujoco_kwargs())
-
-    def base_model_params(self, mujoco_env: Any) -> dict[str, np.ndarray]:
-        """Copies of the model parameters that tasks scale (none for reward-only families)."""
-        return {}
-
-    def apply_dynamics(self, mujoco_env: Any, base: dict[str, np.ndarray], task: TaskT) -> None:  # noqa: B027
-        """Set the MuJoCo model's parameters for ``task`` (called before every reset; reward-only
-        families keep the default, which changes nothing)."""
-
-    def task_reward(self, task: TaskT, action: np.ndarray, base_reward: float, info: dict[str, Any]) -> float:
-        """The task's reward for one step, from the action and Gymnasium's ``info``."""
-        return base_reward
-
-    @property
-    def observation_space(self) -> gym.Space:
-        """Observation space of one environment (the wrapped Gymnasium env's)."""
-        return _spaces(self.gymnasium_class)[0]
-
-    @property
-    def action_space(self) -> gym.Space:
-        """Action space of one environment (the wrapped Gymnasium env's)."""
-        return _spaces(self.gymnasium_class)[1]
-
-    def make_env(self, task: TaskT | None = None, render_mode: str | None = None) -> LocomotionTaskEnv[TaskT]:
-        return LocomotionTaskEnv(self, task, render_mode=render_mode)
-
-    def make_vec_env(
-        self,
-        num_envs: int,
-        tasks: Sequence[TaskT] | None = None,
-        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
-    ) -> TaskSyncVectorEnv[TaskT]:
-        return TaskSyncVectorEnv(self, num_envs, tasks, autoreset_mode=autoreset_mode)
-
-
-@functools.cache
-def _spaces(gymnasium_class: str) -> tuple[gym.Space, gym.Space]:
-    """The spaces of a Gymnasium MuJoCo env, read once from an instance (cheap copies)."""
-    module_name, _, cls_name = gymnasium_class.partition(":")
-    env = getattr(importlib.import_module(module_name), cls_name)()
-    spaces = (env.observation_space, env.action_space)
-    env.close()
-    return spaces
-
-
-_HALF_CHEETAH = "gymnasium.envs.mujoco.half_cheetah_v5:HalfCheetahEnv"
-_ANT = "gymnasium.envs.mujoco.ant_v5:AntEnv"
 
 
 # --- HalfCheetahVel ---------------------------------------------------------------------
@@ -221,7 +116,7 @@ class HalfCheetahVelFamily(MujocoLocomotionFamily[HalfCheetahVelTask]):
     ctrl_cost_weight: float = dataclasses.field(default=0.05, metadata={"help": "weight of the control cost |a|²"})
 
     task_type = HalfCheetahVelTask
-    gymnasium_class: ClassVar[str] = _HALF_CHEETAH
+    gym_id: ClassVar[str] = "HalfCheetah-v5"
 
     def _sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[HalfCheetahVelTask]:
         low, high = (2.0, 3.0) if split == "ood" else (0.0, 2.0)
@@ -292,7 +187,7 @@ class HalfCheetahDirFamily(MujocoLocomotionFamily[HalfCheetahDirTask]):
     ctrl_cost_weight: float = dataclasses.field(default=0.05, metadata={"help": "weight of the control cost |a|²"})
 
     task_type = HalfCheetahDirTask
-    gymnasium_class: ClassVar[str] = _HALF_CHEETAH
+    gym_id: ClassVar[str] = "HalfCheetah-v5"
 
     def _sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[HalfCheetahDirTask]:
         return [HalfCheetahDirTask(int(d), split) for d in rng.choice(np.array([-1, 1]), n)]
@@ -365,7 +260,7 @@ class AntDirFamily(MujocoLocomotionFamily[AntDirTask]):
     )
 
     task_type = AntDirTask
-    gymnasium_class: ClassVar[str] = _ANT
+    gym_id: ClassVar[str] = "Ant-v5"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -452,7 +347,7 @@ class HalfCheetahDynamicsFamily(MujocoLocomotionFamily[HalfCheetahDynamicsTask])
     """
 
     task_type = HalfCheetahDynamicsTask
-    gymnasium_class: ClassVar[str] = _HALF_CHEETAH
+    gym_id: ClassVar[str] = "HalfCheetah-v5"
 
     def _sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[HalfCheetahDynamicsTask]:
         size = (n, len(CHEETAH_BODIES) + len(CHEETAH_JOINTS))
@@ -474,8 +369,9 @@ class HalfCheetahDynamicsFamily(MujocoLocomotionFamily[HalfCheetahDynamicsTask])
         if not all(math.isfinite(s) and s > 0 for s in (*task.mass_scales, *task.damping_scales)):
             raise ValueError(f"scales must be finite and positive, got {task}")
 
-    def base_model_params(self, mujoco_env: Any) -> dict[str, np.ndarray]:
-        model = mujoco_env.model
+    def env_defaults(self, env: Any) -> dict[str, np.ndarray]:
+        """The bodies and joints the task scales, and copies of their default values."""
+        model = env.model
         bodies = np.array([model.body(name).id for name in CHEETAH_BODIES])
         dofs = np.array([model.jnt_dofadr[model.joint(name).id] for name in CHEETAH_JOINTS])
         return {
@@ -486,14 +382,14 @@ class HalfCheetahDynamicsFamily(MujocoLocomotionFamily[HalfCheetahDynamicsTask])
             "damping": model.dof_damping[dofs].copy(),
         }
 
-    def apply_dynamics(self, mujoco_env: Any, base: dict[str, np.ndarray], task: HalfCheetahDynamicsTask) -> None:
+    def apply_task(self, env: Any, task: HalfCheetahDynamicsTask, defaults: dict[str, np.ndarray]) -> None:
         import mujoco
 
-        model = mujoco_env.model
+        base, model = defaults, env.model
         mass = np.asarray(task.mass_scales)
         model.body_mass[base["bodies"]] = base["mass"] * mass
         model.body_inertia[base["bodies"]] = base["inertia"] * mass[:, None]
         model.dof_damping[base["dofs"]] = base["damping"] * np.asarray(task.damping_scales)
         # Subtree masses and the constraint solver's inverse weights derive from the masses.
-        mujoco.mj_setConst(model, mujoco_env.data)
+        mujoco.mj_setConst(model, env.data)
 

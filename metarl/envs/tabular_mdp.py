@@ -82,6 +82,7 @@ class TabularMDPFamily(Episodic, ArrayRLFamily[TabularMDPTask]):
 
     task_type = TabularMDPTask
     stochastic: ClassVar[bool] = True
+    baselines: ClassVar[tuple[str, ...]] = ("random", "psrl")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -58,6 +58,7 @@ class ClassificationFamily(SupervisedFamily[TaskT]):
     random order in each episode."""
 
     problem: ClassVar[Literal["classification", "regression"]] = "classification"
+    baselines: ClassVar[tuple[str, ...]] = ("nearest_neighbour",)
     ways: int
 
     @property

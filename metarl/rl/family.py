@@ -60,6 +60,7 @@ class RLFamily(TaskFamily[TaskT]):
     """Render modes the single env supports (``"rgb_array"`` if it can draw frames)."""
     stochastic: ClassVar[bool] = True
     """Whether outcomes are random given the task and the actions."""
+    baselines: ClassVar[tuple[str, ...]] = ("random",)
 
     @property
     @abc.abstractmethod

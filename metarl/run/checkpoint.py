@@ -101,6 +101,14 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     return read_json_config(file, "run config")
 
 
+def write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """Rewrite a run directory's ``config.json`` atomically (a resume that raised its budget)."""
+    file = Path(run_dir) / "config.json"
+    tmp = file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, file)
+
+
 def config_json(algo: str, family_id: str, family: TaskFamily[Any], agent_config: Any, run: RunConfig,
                 argv: list[str], imports: list[dict[str, str]]) -> str:
     """The resolved config saved as ``config.json`` (also a valid ``--config`` file), as

@@ -48,11 +48,18 @@ class RunConfig:
     threads: int = dataclasses.field(
         default=1, metadata={"help": "torch intra-op threads on CPU (1 is fastest for small networks)"}
     )
-    eval_every: int = dataclasses.field(default=25, metadata={"help": "evaluate on held-out tasks every N iterations (0: only at the end)"})
+    eval_every: int | None = dataclasses.field(
+        default=None, metadata={"help": "evaluate on held-out tasks every N iterations (0: only at the end; "
+                                        "default: as often as --eval-budget allows)"})
+    eval_budget: float = dataclasses.field(
+        default=0.1, metadata={"help": "without --eval-every: the share of the training time that periodic "
+                                       "held-out evaluation may take"})
     eval_tasks: int = dataclasses.field(default=500, metadata={"help": "held-out test tasks per evaluation"})
     checkpoint_every: float = dataclasses.field(default=60.0, metadata={"help": "seconds between checkpoints"})
     time_limit: float = dataclasses.field(default=0.0, metadata={"help": "stop after this many seconds of training (0: no limit)"})
     progress: bool = dataclasses.field(default=True, metadata={"help": "show a progress bar"})
+    compare: bool = dataclasses.field(
+        default=True, metadata={"help": "at the end, score the family's baselines on the same held-out tasks"})
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -60,9 +67,13 @@ class RunConfig:
         for name in ("threads", "eval_tasks"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
-        for name in ("eval_every", "checkpoint_every", "time_limit"):
+        for name in ("checkpoint_every", "time_limit"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
+        if self.eval_every is not None and self.eval_every < 0:
+            raise UsageError(f"--eval-every must be >= 0, got {self.eval_every}")
+        if not 0 < self.eval_budget <= 1:
+            raise UsageError(f"--eval-budget must lie in (0, 1], got {self.eval_budget}")
         check_task_count("--eval-tasks", self.eval_tasks)
 
 

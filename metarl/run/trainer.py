@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from metarl.core.agent import Agent
+from metarl.core.agent import Agent, EvalResult
 from metarl.core.checks import flag, nonfinite_entries
 from metarl.core.errors import DivergenceError, UsageError
 from metarl.core.seeding import task_rng
@@ -55,6 +55,11 @@ class Trainer:
         self.elapsed = 0.0
         self._signal = 0
         self._saved_iteration: int | None = None
+        self._eval_seconds: float | None = None  # how long the last periodic evaluation took
+        self._eval_end = 0.0  # training time at its end
+        self.final_report: dict[str, Any] | None = None
+        self.final_result: EvalResult | None = None
+        self.eval_task_list: list[Any] = []
         self._last_eval: dict[str, float] = {}
 
     @property
@@ -91,8 +96,10 @@ class Trainer:
 
     def evaluate(self, logger: RunLogger, final: bool) -> dict[str, Any]:
         """Evaluate on the run's held-out test tasks; log, and write files when final."""
-        tasks = self.agent.family.sample_tasks(self.run.eval_tasks, "test", task_rng(self.run.seed, "test"))
-        result = self.agent.evaluate(tasks, seed=self.run.seed + 1)
+        if not self.eval_task_list:
+            self.eval_task_list = self.agent.family.sample_tasks(self.run.eval_tasks, "test",
+                                                                 task_rng(self.run.seed, "test"))
+        result = self.agent.evaluate(self.eval_task_list, seed=self.eval_seed)
         report = result.report(self.family_id, self.algo, "test")
         score = report["score"]
         logger.scalars(
@@ -103,9 +110,15 @@ class Trainer:
         logger.curve(result, "eval", self._step(), f"{self.family_id} {self.algo}: held-out tasks, step {self._step()}")
         self._last_eval = {"eval": score["mean"]}
         if final:
+            self.final_result = result
             write_eval(result, report, self.run_dir / "eval" / "final_test.json",
                        self.run_dir / "eval" / "final_test.png", f"{self.family_id} {self.algo} (test)")
         return report
+
+    @property
+    def eval_seed(self) -> int:
+        """The seed of held-out evaluations (the tasks come from ``task_rng(seed, "test")``)."""
+        return self.run.seed + 1
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._signal:  # a second signal means: stop now
@@ -123,29 +136,65 @@ class Trainer:
         hint = f"; likely cause: a step size too large ({', '.join(rates)})" if rates else ""
         return DivergenceError(f"training diverged at iteration {self.iteration}: {cause}{hint}. {kept}")
 
+    def progress(self) -> float:
+        """Fraction of the budget spent: the agent's (steps or iterations) or the time limit's,
+        whichever is further along."""
+        by_time = self.elapsed / self.run.time_limit if self.run.time_limit else 0.0
+        return min(1.0, max(self.agent.progress(), by_time))
+
+    def import_flags(self) -> str:
+        """`` --import M`` for each user module the run's family came from (in ``config.json``)."""
+        try:
+            records = json.loads((self.run_dir / "config.json").read_text()).get("imports", [])
+        except (OSError, ValueError):
+            return ""
+        return "".join(f" --import {r['module']}" for r in records if isinstance(r, dict) and "module" in r)
+
+    def larger_budget(self) -> str:
+        """The flag and value that would double the budget that stopped this run."""
+        if self.agent.progress() < 1.0 and self.run.time_limit:
+            return f"--time-limit {2 * self.run.time_limit:g}"
+        name = self.agent.budget_fields[0]
+        return f"{flag(name)} {2 * getattr(self.agent.config, name)}"
+
+    def _evaluation_due(self) -> bool:
+        """Periodic evaluation: every ``eval_every`` iterations, or by default whenever it keeps
+        held-out evaluation within ``eval_budget`` of the training time (the first after 30 s)."""
+        if self.run.eval_every is not None:
+            return bool(self.run.eval_every) and self.iteration % self.run.eval_every == 0
+        trained = self.elapsed - self._eval_end
+        if self._eval_seconds is None:
+            return trained >= 30.0
+        return self._eval_seconds <= self.run.eval_budget * trained
+
     def train(self, resumed: bool = False) -> int:
         """Train until the budget, the time limit, Ctrl-C or SIGTERM; return the exit status
         (0; 130 or 143 after a signal, with a checkpoint). A non-finite loss or parameter raises
         :class:`DivergenceError` without overwriting the last good checkpoint; a fresh run that
         fails before its first iteration leaves no run directory."""
-        if resumed and self.agent.progress() >= 1.0:
+        if resumed and self.progress() >= 1.0:
             print(f"{self.run_dir} finished at iteration {self.iteration}; its report is "
-                  f"{self.run_dir / 'eval' / 'final_test.json'} (python -m metarl.evaluate {self.run_dir} for another)",
-                  file=sys.stderr)
+                  f"{self.run_dir / 'eval' / 'final_test.json'}. To train on, resume with a larger budget: "
+                  f"python -m metarl.train --resume {self.run_dir}{self.import_flags()} {self.larger_budget()}; to "
+                  f"evaluate again: python -m metarl.evaluate {self.run_dir}{self.import_flags()}", file=sys.stderr)
             return 0
         logger = RunLogger(self.run_dir, purge_step=self._step() + 1 if resumed else None)
         if not resumed:
             logger.text("config", "```\n" + (self.run_dir / "config.json").read_text() + "\n```")
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        bar = tqdm(total=100, initial=round(100 * self.agent.progress()), disable=not self.run.progress,
+        bar = tqdm(total=100, initial=round(100 * self.progress()), disable=not self.run.progress,
                    bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", dynamic_ncols=True)
         start = time.monotonic() - self.elapsed
+        self._eval_end = self.elapsed
         last_ckpt = time.monotonic()
         completed = False
+        stop_reason = ""
         try:
-            while self.agent.progress() < 1.0 and not self._signal:
-                if self.run.time_limit and time.monotonic() - start >= self.run.time_limit:
-                    print(f"time limit of {self.run.time_limit:g} s reached", file=sys.stderr)
+            while not self._signal:
+                self.elapsed = time.monotonic() - start
+                if self.progress() >= 1.0:
+                    if self.agent.progress() < 1.0:
+                        stop_reason = f"time limit of {self.run.time_limit:g} s reached"
                     break
                 t0 = time.perf_counter()
                 try:
@@ -169,12 +218,15 @@ class Trainer:
                 if stats.curve is not None:
                     logger.curve(stats.curve, "adaptation", self._step(), f"{self.family_id} {self.algo}: training tasks")
                 # The last iteration's evaluation is the final one, below: no second point at the same step.
-                if self.run.eval_every and self.iteration % self.run.eval_every == 0 and self.agent.progress() < 1.0:
+                if self.agent.progress() < 1.0 and self._evaluation_due():
+                    began = time.monotonic()
                     self.evaluate(logger, final=False)
+                    self._eval_seconds = time.monotonic() - began
+                    self.elapsed = self._eval_end = time.monotonic() - start
                 if time.monotonic() - last_ckpt >= self.run.checkpoint_every:
                     self._save_or_diverge()
                     last_ckpt = time.monotonic()
-                bar.n = round(100 * self.agent.progress())
+                bar.n = round(100 * self.progress())
                 post = {**stats.headline, **self._last_eval}
                 if stats.env_steps:
                     post["sps"] = stats.env_steps / dt
@@ -190,12 +242,18 @@ class Trainer:
                 logger.close()
                 if not resumed and self.iteration == 0:
                     shutil.rmtree(self.run_dir, ignore_errors=True)  # a failed start leaves nothing behind
+        if stop_reason:
+            print(stop_reason, file=sys.stderr)
         if self._signal:
             logger.close()
-            print(f"checkpoint saved; continue with: python -m metarl.train --resume {self.run_dir}", file=sys.stderr)
+            imports = self.import_flags()
+            print(f"checkpoint saved at iteration {self.iteration}. Continue with: python -m metarl.train --resume "
+                  f"{self.run_dir}{imports}\nor evaluate what it has learned: python -m metarl.evaluate "
+                  f"{self.run_dir}{imports}", file=sys.stderr)
             return 128 + int(self._signal)
         report = self.evaluate(logger, final=True)
         logger.close()
+        self.final_report = report
         print(json.dumps({"run_dir": str(self.run_dir), "score_name": report["score_name"], "score": report["score"]}))
         return 0
 

@@ -1,6 +1,7 @@
 """The family registry: lookups, errors, user modules, entry points, Gymnasium ids."""
 
 import importlib.metadata
+import os
 import subprocess
 import sys
 import textwrap
@@ -123,3 +124,30 @@ def test_algorithms_are_listed_and_unknown_names_suggest():
     assert "rl2" in names
     with pytest.raises(UnknownIdError, match="Did you mean 'rl2'"):
         registry.algo_spec("rl3")
+
+
+def _install_plugin(tmp_path, name, ns, body):
+    """A package on ``sys.path`` with a ``.dist-info`` declaring a ``metarl.families`` entry point,
+    as ``pip install`` of a plugin leaves it."""
+    (tmp_path / f"{name}.py").write_text(body.format(ns=ns))
+    info = tmp_path / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\n{ns} = {name}\n")
+
+
+@pytest.mark.slow
+def test_an_installed_plugins_families_resolve_through_gymnasium_once_metarl_is_imported(tmp_path):
+    _install_plugin(tmp_path, "plugin_good", "plugc", USER_MODULE)
+    _install_plugin(tmp_path, "plugin_broken", "plugd", "raise RuntimeError('boom')\n")
+    code = ("import warnings, gymnasium as gym\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import metarl\n"
+            "assert any('plugin_broken' in str(w.message) and 'boom' in str(w.message) for w in caught), caught\n"
+            "env = gym.make('plugc/TwoArmed-v0')\n"
+            "print(env.action_space.n, 'plugc/TwoArmed-v0' in metarl.list_families())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["2", "True"]

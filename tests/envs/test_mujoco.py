@@ -99,7 +99,7 @@ def test_half_cheetah_dynamics_scales_the_model_at_reset_and_changes_the_motion(
     task = family.sample_tasks(1, "train")[0]
     env = family.make_env(task)
     env.reset(seed=0)
-    model = env.mujoco_env.model
+    model = env.inner.model
     for name, scale in zip(CHEETAH_BODIES, task.mass_scales, strict=True):
         assert model.body(name).mass[0] == pytest.approx(plain.body(name).mass[0] * scale)
         np.testing.assert_allclose(model.body(name).inertia, plain.body(name).inertia * scale)

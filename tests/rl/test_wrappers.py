@@ -1,8 +1,8 @@
 """The RL² trial wrapper that lets single-env libraries (sb3-contrib) train on metarl families."""
 
 import metarl
+from metarl.conformance import check_env_strictly
 from metarl.rl.wrappers import RL2TrialEnv
-from tests.helpers import check_env_strictly
 
 
 def test_trial_env_wraps_a_family_for_other_libraries():

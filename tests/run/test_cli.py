@@ -133,8 +133,8 @@ def test_bad_input_gives_clear_errors(tmp_path):
         train.main(["--config", str(tmp_path / "nope.json")])
     with pytest.raises(Exception, match="no config.json"):
         train.main(["--resume", str(tmp_path)])
-    with pytest.raises(UsageError, match="no other flags"):
-        train.main(["--resume", str(tmp_path), "--seed", "1"])
+    with pytest.raises(UsageError, match="do not apply"):
+        train.main(["--resume", str(tmp_path), "--env", "metarl/Bandit-v0"])
 
 
 def test_corrupt_checkpoint_is_reported(tiny_run, tmp_path):

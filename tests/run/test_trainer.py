@@ -62,7 +62,8 @@ def test_a_terminated_or_killed_run_resumes_to_the_uninterrupted_result(sig, cod
     assert proc.returncode == code, err
     run = only_run(tmp_path / "cut")
     if sig == signal.SIGTERM:
-        assert "checkpoint saved; continue with: python -m metarl.train --resume" in err and "Traceback" not in err
+        assert f"Continue with: python -m metarl.train --resume {run}" in err and "Traceback" not in err
+        assert f"evaluate what it has learned: python -m metarl.evaluate {run}" in err
     assert not (run / "eval" / "final_test.json").exists()
     assert train.main(["--resume", str(run)]) == 0
     assert _final(run)["score"] == straight["score"]

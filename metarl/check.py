@@ -1,0 +1,56 @@
+"""``python -m metarl.check``: run the conformance suite on a task family.
+
+    python -m metarl.check metarl/Nav2D-v0
+    python -m metarl.check my_families:mine/LineGoal-v0          # your own module
+    python -m metarl.check metarl/Bandit-v0 --k 3                # the family's own flags
+    python -m metarl.check mine/LineGoal-v0 --import my_families --only "train and test tasks differ"
+
+Prints one line per check (pass, FAIL, skip, with what it found) and exits with status 0 when
+no check failed, 1 otherwise (2 for bad input). The checks are those of
+``metarl.conformance`` — the ones metarl's own test suite runs on every registered family.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from metarl.conformance import CHECKS, check_family
+from metarl.core.errors import UsageError
+from metarl.core.registry import family_spec
+from metarl.run.config import family_default, import_modules, parse_sections, run_cli, split_env
+
+PROG = "python -m metarl.check"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check the family named by the first argument; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip() + "\n\nThe checks:\n" + "\n".join(f"  {name} ({kind})" for name, (kind, _) in CHECKS.items()))
+        return 0 if argv else 2
+    env, rest = argv[0], argv[1:]
+    only: list[str] = []
+    imports: list[str] = []
+    while "--only" in rest or "--import" in rest:
+        flag = "--only" if "--only" in rest else "--import"
+        i = rest.index(flag)
+        if i + 1 >= len(rest):
+            raise UsageError(f"{flag} needs a value")
+        (only if flag == "--only" else imports).append(rest[i + 1])
+        del rest[i : i + 2]
+    module, family_id = split_env(env)
+    import_modules([*imports, *([module] if module else [])])
+    spec = family_spec(family_id)
+    family = parse_sections(PROG, f"Check the family {spec.id}; its flags:", {"env": family_default(family_id)},
+                            rest)["env"]
+    try:
+        report = check_family(family, only=only or None)
+    except ValueError as exc:  # an unknown check name
+        raise UsageError(str(exc)) from exc
+    report.family = spec.id
+    print(report)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    run_cli(main)
