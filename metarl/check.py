@@ -52,5 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report.ok else 1
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script ``metarl-check``: :func:`main` with the CLI's error handling."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -165,5 +165,10 @@ def summary(report: dict[str, Any]) -> str:
     return head + "\n" + json.dumps({k: report[k] for k in ("family", "algo", "split", "num_tasks", "score_name", "score")})
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script ``metarl-evaluate``: :func:`main` with the CLI's error handling."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -169,5 +169,10 @@ def finish(trainer: Trainer, agent_config: Any) -> None:
     print_lines(lines)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script ``metarl-train``: :func:`main` with the CLI's error handling."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -203,9 +203,11 @@ class MAMLPG(InnerLoopAgent, Agent):
         self.codec = SpaceCodec(family.observation_space, family.action_space, self.device)
         # Per inner step and after: obs, action, distribution, log-prob, reward and mask of every step.
         rows = config.meta_batch * config.trajectories * family.max_episode_steps * (config.inner_steps + 1)
-        check_memory(4.0 * rows * (self.codec.obs_dim + 4 * self.codec.act_dim + 4),
-                     f"--meta-batch {config.meta_batch} x --trajectories {config.trajectories} "
-                     f"(episodes of {family.max_episode_steps} steps)")
+        # Training and evaluation envs live side by side during an evaluation.
+        env_bytes, env_note = family.env_memory_note((config.meta_batch + config.eval_batch) * config.trajectories)
+        check_memory(4.0 * rows * (self.codec.obs_dim + 4 * self.codec.act_dim + 4) + env_bytes,
+                     f"--meta-batch {config.meta_batch} (and --eval-batch {config.eval_batch}) x --trajectories "
+                     f"{config.trajectories} (episodes of {family.max_episode_steps} steps{env_note})")
         self.dist = ActionDistribution.for_space(family.action_space)
         discrete = self.dist.discrete
         with torch_seeded(seed):

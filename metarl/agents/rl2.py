@@ -188,8 +188,9 @@ class RL2(TrialAgent):
         super().__init__(config, family, seed, device)
         # The rollout of one iteration: per step and trial, the input row and four floats.
         width = space_dim(family.observation_space) + 2 * space_dim(family.action_space) + 6
-        check_memory(4.0 * self._horizon() * config.num_trials * width,
-                     f"--num-trials {config.num_trials} (trials of {self._horizon()} steps)")
+        env_bytes, env_note = family.env_memory_note(config.num_trials)
+        check_memory(4.0 * self._horizon() * config.num_trials * width + env_bytes,
+                     f"--num-trials {config.num_trials} (trials of {self._horizon()} steps{env_note})")
         self.env = family.make_vec_env(config.num_trials, autoreset_mode=AutoresetMode.SAME_STEP)
         self.obs_space, self.act_space = family.observation_space, family.action_space
         discrete = isinstance(self.act_space, gym.spaces.Discrete)

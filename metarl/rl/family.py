@@ -61,6 +61,24 @@ class RLFamily(TaskFamily[TaskT]):
     stochastic: ClassVar[bool] = True
     """Whether outcomes are random given the task and the actions."""
     baselines: ClassVar[tuple[str, ...]] = ("random",)
+    env_bytes: ClassVar[int] = 0
+    """About how much memory one sub-env of a simulator family holds (0: negligible, as for
+    array families). Agents refuse batches of envs that would not fit, and evaluation steps at
+    most :meth:`eval_batch` sub-envs at once."""
+
+    EVAL_ENV_MEMORY: ClassVar[int] = 2 * 2**30
+
+    def eval_batch(self, limit: int = 4096) -> int:
+        """How many sub-envs one evaluation batch may hold: ``limit``, or fewer so that their
+        environments take at most 2 GiB. A property of the family, not of the machine, so that
+        evaluation results do not depend on where they are computed."""
+        return limit if not self.env_bytes else max(1, min(limit, self.EVAL_ENV_MEMORY // self.env_bytes))
+
+    def env_memory_note(self, num_envs: int) -> tuple[float, str]:
+        """Bytes and a description of ``num_envs`` sub-envs' environments, for memory checks."""
+        if not self.env_bytes:
+            return 0.0, ""
+        return float(num_envs * self.env_bytes), f"; {num_envs} environments of about {self.env_bytes / 2**20:.0f} MiB"
 
     @property
     @abc.abstractmethod

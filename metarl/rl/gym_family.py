@@ -116,11 +116,11 @@ class GymnasiumFamily(Episodic, RLFamily[TaskT]):
 
     @property
     def observation_space(self) -> gym.Space:
-        return _spaces(self.gym_id, tuple(sorted(self.gym_kwargs().items())))[0]
+        return _spaces(self)[0]
 
     @property
     def action_space(self) -> gym.Space:
-        return _spaces(self.gym_id, tuple(sorted(self.gym_kwargs().items())))[1]
+        return _spaces(self)[1]
 
     def make_env(self, task: TaskT | None = None, render_mode: str | None = None) -> GymnasiumTaskEnv[TaskT]:
         return GymnasiumTaskEnv(self, task, render_mode=render_mode)
@@ -135,9 +135,9 @@ class GymnasiumFamily(Episodic, RLFamily[TaskT]):
 
 
 @functools.cache
-def _spaces(gym_id: str, kwargs: tuple[tuple[str, Any], ...]) -> tuple[gym.Space, gym.Space]:
-    """An environment's spaces, read once from an instance."""
-    env = gym.make(gym_id, **dict(kwargs))
+def _spaces(family: GymnasiumFamily[Any]) -> tuple[gym.Space, gym.Space]:
+    """A family's spaces, read once from an instance of its environment."""
+    env = family.make_gymnasium_env()
     spaces = (env.observation_space, env.action_space)
     env.close()
     return spaces

@@ -156,10 +156,12 @@ def run_trials(
 ) -> Trials:
     """Run one trial of ``episodes`` episodes (default: the family's) in each task.
 
-    Tasks are processed in batches of ``batch_size`` sub-envs; batch ``b`` resets its env
-    with seed ``seed + b``, so results depend only on the seed and the tasks.
+    Tasks are processed in batches of ``batch_size`` sub-envs (fewer for a family whose
+    environments are large: :meth:`RLFamily.eval_batch`); batch ``b`` resets its env with seed
+    ``seed + b``, so results depend only on the seed and the tasks.
     """
     episodes = family.episodes_per_trial if episodes is None else episodes
+    batch_size = family.eval_batch(batch_size)
     returns, lengths = [], []
     for b, start in enumerate(range(0, len(tasks), batch_size)):
         chunk = list(tasks[start : start + batch_size])

@@ -52,7 +52,7 @@ class RunConfig:
         default=None, metadata={"help": "evaluate on held-out tasks every N iterations (0: only at the end; "
                                         "default: as often as --eval-budget allows)"})
     eval_budget: float = dataclasses.field(
-        default=0.1, metadata={"help": "without --eval-every: the share of the training time that periodic "
+        default=0.05, metadata={"help": "without --eval-every: the share of the training time that periodic "
                                        "held-out evaluation may take"})
     eval_tasks: int = dataclasses.field(default=500, metadata={"help": "held-out test tasks per evaluation"})
     checkpoint_every: float = dataclasses.field(default=60.0, metadata={"help": "seconds between checkpoints"})

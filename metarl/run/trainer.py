@@ -222,6 +222,7 @@ class Trainer:
                     began = time.monotonic()
                     self.evaluate(logger, final=False)
                     self._eval_seconds = time.monotonic() - began
+                    logger.scalars({"time/eval_seconds": self._eval_seconds}, self._step())
                     self.elapsed = self._eval_end = time.monotonic() - start
                 if time.monotonic() - last_ckpt >= self.run.checkpoint_every:
                     self._save_or_diverge()

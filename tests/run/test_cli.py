@@ -1,5 +1,7 @@
 """Smoke tests of the train / evaluate / list CLIs with tiny budgets."""
 
+import importlib
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -173,3 +175,16 @@ def test_command_line_errors_exit_2_without_traceback():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Did you mean 'metarl/Bandit-v0'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_console_scripts_handle_errors_as_python_m_does(monkeypatch, capsys):
+    scripts = {ep.name: ep.value for ep in importlib.metadata.distribution("metarl").entry_points
+               if ep.group == "console_scripts"}
+    assert set(scripts) == {"metarl-train", "metarl-evaluate", "metarl-check", "metarl-list"}
+    for target in scripts.values():
+        module, _, func = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), func)), target
+    monkeypatch.setattr(sys, "argv", ["metarl-train", "--env", "metarl/Bandt-v0"])
+    with pytest.raises(SystemExit) as exc:
+        train.cli()
+    assert exc.value.code == 2 and "Did you mean 'metarl/Bandit-v0'" in capsys.readouterr().err
