@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
+from metarl import adaptation
 from metarl.core.agent import Agent, InnerLoopAgent
 from metarl.core.errors import UsageError
 from metarl.core.registry import family_spec
@@ -68,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(first.run_dir)
         spec = load_run(run_dir, first.imports)
         agent_cls, family, family_id = spec.agent_cls, spec.family, family_spec(spec.env_id).id
-        parsed = parse_sections(PROG, f"Evaluate the run {run_dir}. {HELP}",
-                                {"eval": EvalConfig(), "benchmark": BenchmarkConfig()}, rest)
-        ev, bench = parsed["eval"], parsed["benchmark"]
+        target_id = flag_value(rest, "--target")
+        sections: dict[str, Any] = {"eval": EvalConfig(), "benchmark": BenchmarkConfig()}
+        if target_id:
+            target_id = family_spec(target_id).id
+            sections["target"] = family_default(target_id)
+        parsed = parse_sections(PROG, f"Evaluate the run {run_dir}. {HELP}", sections, rest)
+        ev, bench, target_family = parsed["eval"], parsed["benchmark"], parsed.get("target")
         agent = spec.build_agent(setup_torch(spec.run))
         if ev.init == "trained":
             checkpoint = run_dir / "checkpoints" / CHECKPOINT
@@ -103,10 +108,13 @@ def main(argv: list[str] | None = None) -> int:
                 rest,
             )
             sections["benchmark"] = BenchmarkConfig()
+        target_family = None
         ev, family, bench = sections["eval"], sections["env"], sections["benchmark"]
         family_id = family_spec(env_id).id
         agent = build_agent(agent_cls, sections["agent"], family, family_id, seed=ev.seed)
         default_json = None
+        if ev.target or ev.beside:
+            raise UsageError("--target and --beside compare trained runs: give RUN_DIR")
     if ev.inner_steps is not None:
         if not isinstance(agent, InnerLoopAgent):
             raise UsageError(f"--inner-steps applies to gradient-based agents (maml, maml_pg); {agent_cls.name} "
@@ -117,16 +125,68 @@ def main(argv: list[str] | None = None) -> int:
     if bench.benchmark:
         return score_benchmark(agent, agent_cls.name, family, family_id, bench, Path(ev.json) if ev.json else (
             default_json.with_name(f"{bench.benchmark}.json") if default_json is not None else None))
-    tasks = family.sample_tasks(ev.num_tasks, ev.split, task_rng(ev.seed, ev.split))
+    if first.run_dir and ev.protocol and not bench.benchmark:
+        return evaluate_protocol(agent, Path(first.run_dir), family, family_id, ev, target_family, first.imports)
+    try:
+        tasks = family.sample_tasks(ev.num_tasks, ev.split, task_rng(ev.seed, ev.split), shift=ev.shift)
+    except ValueError as exc:
+        raise UsageError(f"--shift on {family_id}: {exc}") from None
     result = agent.evaluate(tasks, seed=ev.seed)
     report = result.report(family_id, agent_cls.name, ev.split)
     report["family_kwargs"] = family.kwargs()
     report["init"] = ev.init
+    report["shift"] = list(ev.shift)
     json_path = Path(ev.json) if ev.json else default_json
     if json_path is not None:
         png = Path(ev.plot) if ev.plot else json_path.with_suffix(".png")
         write_eval(result, report, json_path, png, f"{family_id} {agent_cls.name} ({ev.split}, {len(tasks)} tasks)")
         print(f"wrote {json_path} and {png}", file=sys.stderr)
+    print(summary(report))
+    return 0
+
+
+def flag_value(argv: list[str], name: str) -> str:
+    """The value of ``name`` on a command line (``--name V`` or ``--name=V``), or ``""``."""
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return ""
+
+
+def evaluate_protocol(agent: Agent, run_dir: Path, family: TaskFamily[Any], family_id: str, ev: EvalConfig,
+                      target: TaskFamily[Any] | None, imports: tuple[str, ...]) -> int:
+    """The domain-adaptation protocol (:mod:`metarl.adaptation`): the run beside other runs and
+    baselines on the same tasks; writes ``eval/<label>.json`` and ``.png`` and prints a table."""
+    source, source_id = family, family_id
+    if target is not None:
+        adaptation.check_transfer(agent, source, target, ev.target)
+        family, family_id = target, family_spec(ev.target).id
+    runs = [adaptation.Method(agent.name, adaptation.role_of(agent), agent)]
+    for other in ev.beside:
+        method = adaptation.load_method(Path(other), imports)
+        if any(m.name == method.name for m in runs):
+            method.name = f"{method.name} ({Path(other).name})"
+        if target is not None:
+            adaptation.check_transfer(method.agent, method.agent.family, family, family_id)
+        runs.append(method)
+    extra = adaptation.methods_beside(runs, family, family_id, ev.seed, ev.scratch_steps, ev.scratch_lr,
+                                      ev.scratch_tasks or None) if ev.baselines else []
+    report = adaptation.run_protocol([*runs, *extra], family, family_id, ev.split, ev.shift, ev.seed, ev.num_tasks)
+    first = report["methods"][0]  # the run's own figures at the top level, as without the protocol
+    report = {"algo": agent.name, **{k: first[k] for k in ("x_name", "curve_name", "curve", "score_name", "score")},
+              **report, "source_family": source_id}
+    label = adaptation.protocol_label(ev.split, ev.shift, ev.target)
+    json_path = Path(ev.json) if ev.json else run_dir / "eval" / f"{label}.json"
+    png = Path(ev.plot) if ev.plot else json_path.with_suffix(".png")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    title = f"{family_id} ({ev.split}{', ' + ' '.join(ev.shift) if ev.shift else ''}, {ev.num_tasks} tasks)"
+    adaptation.plot_methods(report["methods"], title, png)
+    print(f"wrote {json_path} and {png}", file=sys.stderr)
+    print(title)
+    print(adaptation.table(report["methods"]))
     print(summary(report))
     return 0
 

@@ -73,6 +73,19 @@ class MAMLConfig(FewShotLearnerConfig):
         return self.eval_inner_steps or self.inner_steps
 
 
+def curve_points(steps: int) -> list[int]:
+    """The inner steps an evaluation curve reports: every step up to 10, then 1-2-5 steps
+    (20, 50, 100, ...) and the last, so that long adaptation (the scratch baseline) is cheap."""
+    if steps <= 10:
+        return list(range(steps + 1))
+    marks = {0, 1, 2, 5, 10, steps}
+    scale = 10
+    while scale < steps:
+        marks |= {m * scale for m in (2, 5, 10) if m * scale < steps}
+        scale *= 10
+    return sorted(marks)
+
+
 class MAML(InnerLoopAgent, FewShotAgent):
     """Supervised MAML, or Meta-SGD with ``--meta-sgd`` (Finn et al. 2017; Li et al. 2017)."""
 
@@ -117,16 +130,20 @@ class MAML(InnerLoopAgent, FewShotAgent):
         return adapt_batch(self.model, params_of(self.model), self._support_loss(self._ways(episode)),
                            dataclasses.astuple(episode), steps, lrs, first_order, return_all=True, then=then)
 
-    def adapted_losses(self, episode: Episode, steps: int, first_order: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Query losses and metrics ``[tasks, steps + 1]`` after 0..steps inner steps of every
-        task of a batched episode. Only the last step's loss carries the meta-gradient graph."""
+    def adapted_losses(self, episode: Episode, steps: int, first_order: bool,
+                       points: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query losses and metrics ``[tasks, len(points)]`` after ``points`` (default 0..steps)
+        inner steps of every task of a batched episode. Only the last step's loss carries the
+        meta-gradient graph."""
         problem, ways, model = self.problem, self._ways(episode), self.model
         grad_enabled = torch.is_grad_enabled()
+        at = list(range(steps + 1)) if points is None else list(points)
 
         def query_losses(trajectory: list[dict[str, torch.Tensor]], batch: tuple[torch.Tensor, ...]) -> Any:
             qx, qy = batch[2], batch[3]
             losses, metrics = [], []
-            for j, params in enumerate(trajectory):
+            for j in at:
+                params = trajectory[j]
                 with torch.set_grad_enabled(grad_enabled and j == steps):
                     out = forward_with(model, params)(qx)[..., :ways]
                     losses.append(task_loss(problem, out, qy))
@@ -166,13 +183,14 @@ class MAML(InnerLoopAgent, FewShotAgent):
         """Adapt to each task with 0..``test_steps`` inner steps; the curve holds the query
         metric after each, the score the metric after ``test_steps``."""
         steps = self.test_steps()
+        points = curve_points(steps)
         curves = []
         with torch.no_grad():  # the inner gradients are still taken (torch.func.grad ignores no_grad)
             for episode in self.eval_episodes(tasks, seed):
-                curves.append(self.adapted_losses(episode, steps, first_order=True)[1].cpu().numpy())
+                curves.append(self.adapted_losses(episode, steps, first_order=True, points=points)[1].cpu().numpy())
         curve = np.concatenate(curves).astype(np.float64)
         name = metric_name(self.problem)
-        return EvalResult("step", list(range(steps + 1)), name, curve, f"{name}_step_{steps}", curve[:, -1],
+        return EvalResult("step", points, name, curve, f"{name}_step_{steps}", curve[:, -1],
                           extra={"inner_steps": steps, "meta_sgd": self.config.meta_sgd})
 
     def classify(self, episode: Episode) -> torch.Tensor:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 
 from metarl.core.seeding import check_split, task_rng
+from metarl.core.shift import Shift, parse_shifts
 
 Split = Literal["train", "test", "ood"]
 
@@ -40,7 +42,12 @@ class Task:
     Subclasses are frozen dataclasses whose fields are numbers, strings or (nested)
     tuples of them. ``Task.from_json(task.to_json()) == task`` holds exactly, because
     Python's ``json`` writes floats with ``repr`` precision.
+
+    ``shift`` (keyword-only, on every task) records the distribution shifts applied to the
+    task, as texts like ``"rotate:45.0"`` (``metarl.core.shift``); empty for an unshifted task.
     """
+
+    shift: tuple[str, ...] = dataclasses.field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
         # Arrays and lists would make the task unhashable and mutable; store tuples.
@@ -49,6 +56,10 @@ class Task:
             frozen = _freeze(value)
             if frozen is not value:
                 object.__setattr__(self, f.name, frozen)
+
+    def parameters(self) -> tuple[Any, ...]:
+        """The task's own field values, in order (without ``shift``)."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "shift")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict: the task's type name and its fields."""
@@ -87,6 +98,13 @@ class TaskFamily(abc.ABC, Generic[TaskT]):
     baselines: ClassVar[tuple[str, ...]] = ()
     """Non-learning algorithms (``--algo`` names) that ``metarl.train`` scores beside a trained
     agent on the same held-out tasks, so that a score has a reference."""
+    shifts: ClassVar[dict[str, str]] = {}
+    """The distribution shifts the family supports (``--shift NAME[:VALUE]``): name → what its
+    value does. Implemented by :meth:`_apply_shift`."""
+    valueless_shifts: ClassVar[frozenset[str]] = frozenset()
+    """The shifts of :attr:`shifts` written without a value (``invert``)."""
+    ood_shift: ClassVar[str] = ""
+    """What the ``ood`` split is, named as a shift of the training distribution."""
 
     def kwargs(self) -> dict[str, Any]:
         """The family's keyword arguments, as passed to the registry."""
@@ -94,8 +112,9 @@ class TaskFamily(abc.ABC, Generic[TaskT]):
             return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         return {}
 
-    def sample_tasks(self, n: int, split: str = "train", rng: np.random.Generator | None = None) -> list[TaskT]:
-        """Draw ``n`` tasks of ``split`` from ``rng``.
+    def sample_tasks(self, n: int, split: str = "train", rng: np.random.Generator | None = None,
+                     shift: Sequence[str] = ()) -> list[TaskT]:
+        """Draw ``n`` tasks of ``split`` from ``rng``, then apply ``shift``.
 
         Args:
             n: number of tasks.
@@ -103,13 +122,50 @@ class TaskFamily(abc.ABC, Generic[TaskT]):
             rng: the generator to draw from; ``None`` uses ``task_rng(0, split)`` so a
                 call without a generator is still reproducible. Global random state is
                 never touched.
+            shift: shifts to apply (``"rotate:45"``, ``"mass:2"``, ...; see :attr:`shifts`).
+                Their values are drawn after the tasks, so the shifted tasks are the
+                unshifted ones of the same seed, shifted.
         """
         check_split(split)
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         if rng is None:
             rng = task_rng(0, split)
-        return self._sample_tasks(n, split, rng)
+        tasks = self._sample_tasks(n, split, rng)
+        return self.shift_tasks(tasks, shift, rng) if shift else tasks
+
+    def shift_tasks(self, tasks: Sequence[TaskT], shift: Sequence[str], rng: np.random.Generator) -> list[TaskT]:
+        """``tasks`` with each shift of ``shift`` applied in order and recorded in their
+        ``shift`` field (a range's value is drawn per task from ``rng``)."""
+        out = list(tasks)
+        for spec in parse_shifts(tuple(shift)):
+            self.check_shift_name(spec.name)
+            valueless = spec.name in self.valueless_shifts
+            if valueless != (spec.low is None):
+                raise ValueError(f"shift {spec.text!r}: {spec.name} " + (
+                    "takes no value" if valueless else f"needs a value or a range, e.g. {spec.name}:1.5 or "
+                    f"{spec.name}:1..2 ({self.shifts[spec.name]})"))
+            values: list[float | None] = [None] * len(out) if valueless else [float(v) for v in spec.values(rng, len(out))]
+            shifted = []
+            for task, value in zip(out, values, strict=True):
+                text = spec.name if value is None else f"{spec.name}:{value!r}"
+                new = self.validate_task(self._apply_shift(task, spec.name, value, rng))
+                shifted.append(dataclasses.replace(new, shift=(*task.shift, text)))
+            out = shifted
+        return out
+
+    def check_shift_name(self, name: str) -> None:
+        """Refuse a shift this family does not support, naming those it does."""
+        if name not in self.shifts:
+            known = ", ".join(f"{k} ({v})" for k, v in self.shifts.items()) or "none"
+            raise ValueError(f"{type(self).__name__} has no shift {name!r}; its shifts: {known}")
+
+    def _apply_shift(self, task: TaskT, name: str, value: float | None, rng: np.random.Generator) -> TaskT:
+        """``task`` under the shift ``name`` with ``value`` (``None`` for a valueless shift);
+        ``rng`` serves shifts that redraw part of the task (a prior). The default changes
+        nothing: a shift of observations is applied where they are drawn, reading the task's
+        ``shift`` field."""
+        return task
 
     @abc.abstractmethod
     def _sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[TaskT]:
@@ -122,6 +178,10 @@ class TaskFamily(abc.ABC, Generic[TaskT]):
             raise TypeError(
                 f"{type(self).__name__} expects {self.task_type.__name__} tasks, got {type(task).__name__}"
             )
+        if not isinstance(task.shift, tuple) or not all(isinstance(t, str) for t in task.shift):
+            raise ValueError(f"a task's shift must be a tuple of texts like 'rotate:45.0', got {task.shift!r}")
+        for text in task.shift:
+            self.check_shift_name(Shift.parse(text).name)
         self.check_task(task)
         return task
 

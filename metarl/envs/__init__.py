@@ -24,3 +24,4 @@ for _name, _cls in (("ML1", "MetaWorldML1Family"), ("ML10", "MetaWorldML10Family
 
 register("metarl/Sinusoid-v0", "metarl.envs.sinusoid:SinusoidFamily", kind="supervised")
 register("metarl/Omniglot-v0", "metarl.envs.omniglot:OmniglotFamily", kind="supervised")
+register("metarl/Digits-v0", "metarl.envs.digits:DigitsFamily", kind="supervised", requires=("sklearn",), extra="digits")

@@ -64,6 +64,15 @@ class BanditFamily(ArrayRLFamily[BanditTask]):
     task_type = BanditTask
     stochastic: ClassVar[bool] = True
     baselines: ClassVar[tuple[str, ...]] = ("random", "ucb1", "thompson")
+    shifts: ClassVar[dict[str, str]] = {
+        "prior": "redraw every arm's probability from Beta(v, v) (0.5: the ood split's U-shaped prior)"}
+    ood_shift: ClassVar[str] = "prior:0.5"
+
+    def _apply_shift(self, task: BanditTask, name: str, value: float | None, rng: np.random.Generator) -> BanditTask:
+        assert value is not None
+        if not value > 0:
+            raise ValueError(f"shift prior:{value}: the Beta prior's parameter must be > 0")
+        return BanditTask(tuple(rng.beta(value, value, self.k).tolist()))
 
     def __post_init__(self) -> None:
         if self.k < 1:

@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from metarl.core.shift import scaled
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
 from metarl.rl.family import Episodic
@@ -92,6 +93,16 @@ class CartPoleFamily(Episodic, ArrayRLFamily[CartPoleTask]):
 
     task_type = CartPoleTask
     stochastic: ClassVar[bool] = True
+    shifts: ClassVar[dict[str, str]] = {
+        "length": "multiply the pole's length by v", "mass": "multiply the pole's mass by v",
+        "cart-mass": "multiply the cart's mass by v", "force": "multiply the push's force by v"}
+    ood_shift: ClassVar[str] = "every factor x U[0.25, 0.5] or U[1.5, 2] of the default (length, mass, cart-mass, force)"
+
+    def _apply_shift(self, task: CartPoleTask, name: str, value: float | None,
+                     rng: np.random.Generator) -> CartPoleTask:
+        assert value is not None
+        field = {"length": "pole_length", "mass": "pole_mass", "cart-mass": "cart_mass", "force": "force_mag"}[name]
+        return scaled(task, value, field)
 
     @property
     def observation_space(self) -> spaces.Box:
@@ -117,7 +128,7 @@ class CartPoleFamily(Episodic, ArrayRLFamily[CartPoleTask]):
         return [dataclasses.replace(t, init_bound=0.0) for t in tasks]
 
     def check_task(self, task: CartPoleTask) -> None:
-        if not all(math.isfinite(v) for v in dataclasses.astuple(task)):
+        if not all(math.isfinite(v) for v in task.parameters()):
             raise ValueError(f"every physical parameter must be finite, got {task}")
         if not min(task.pole_length, task.pole_mass, task.cart_mass, task.force_mag) > 0:
             raise ValueError(f"pole length, masses and force must be > 0, got {task}")

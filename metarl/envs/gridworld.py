@@ -78,6 +78,8 @@ class HiddenGoalGridFamily(Episodic, ArrayRLFamily[GridTask]):
     n: int = trial_field(4)
     size: int = dataclasses.field(default=5, metadata={"help": "side of the square grid"})
 
+    ood_shift: ClassVar[str] = "goal cells at distance >= D from the start (the far corner); no parametric shift"
+
     task_type = GridTask
     stochastic: ClassVar[bool] = False
 

@@ -309,6 +309,8 @@ class MetaWorldML1Family(MetaWorldFamily):
         default="", metadata={"help": "environment of the ood split (default: env_name's wall variant)"}
     )
 
+    ood_shift: ClassVar[str] = "ood_env_name: another environment (by default env_name's wall variant)"
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if METAWORLD_AVAILABLE:
@@ -373,6 +375,8 @@ class MetaWorldML10Family(MetaWorldFamily):
       door-lock, door-unlock) x 50 variations: tasks outside both ML10 sets, a wider shift
       than ``test``.
     """
+
+    ood_shift: ClassVar[str] = "the 5 test environments of ML45, none of them among ML10's 15"
 
     def tasks_by_split(self) -> dict[str, tuple[MetaWorldTask, ...]]:
         ood_names = tuple(_metaworld().env_dict.ML45_V3["test"])

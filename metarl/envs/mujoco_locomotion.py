@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from metarl.core.seeding import SPLITS
+from metarl.core.shift import scaled
 from metarl.core.task import Task, TaskT
 from metarl.rl.gym_family import GymnasiumFamily
 
@@ -138,6 +139,13 @@ class HalfCheetahVelFamily(MujocoLocomotionFamily[HalfCheetahVelTask]):
 
     task_type = HalfCheetahVelTask
     gym_id: ClassVar[str] = "HalfCheetah-v5"
+    shifts: ClassVar[dict[str, str]] = {"velocity": "set the target velocity to v (training: 0..2)"}
+    ood_shift: ClassVar[str] = "velocity:2..3"
+
+    def _apply_shift(self, task: HalfCheetahVelTask, name: str, value: float | None,
+                     rng: np.random.Generator) -> HalfCheetahVelTask:
+        assert value is not None
+        return HalfCheetahVelTask(value)
 
     def _sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[HalfCheetahVelTask]:
         low, high = (2.0, 3.0) if split == "ood" else (0.0, 2.0)
@@ -208,6 +216,7 @@ class HalfCheetahDirFamily(MujocoLocomotionFamily[HalfCheetahDirTask]):
     ctrl_cost_weight: float = dataclasses.field(default=0.05, metadata={"help": "weight of the control cost |a|²"})
 
     task_type = HalfCheetahDirTask
+    ood_shift: ClassVar[str] = "none: two directions leave nothing to hold out (the ood split relabels them)"
     gym_id: ClassVar[str] = "HalfCheetah-v5"
 
     def _sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[HalfCheetahDirTask]:
@@ -282,6 +291,12 @@ class AntDirFamily(MujocoLocomotionFamily[AntDirTask]):
 
     task_type = AntDirTask
     gym_id: ClassVar[str] = "Ant-v5"
+    shifts: ClassVar[dict[str, str]] = {"direction": "set the direction to v degrees counter-clockwise from +x"}
+    ood_shift: ClassVar[str] = "direction:0..held_out_degrees (the held-out sector)"
+
+    def _apply_shift(self, task: AntDirTask, name: str, value: float | None, rng: np.random.Generator) -> AntDirTask:
+        assert value is not None
+        return AntDirTask(math.radians(value) % (2.0 * math.pi))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -369,6 +384,14 @@ class HalfCheetahDynamicsFamily(MujocoLocomotionFamily[HalfCheetahDynamicsTask])
 
     task_type = HalfCheetahDynamicsTask
     gym_id: ClassVar[str] = "HalfCheetah-v5"
+    shifts: ClassVar[dict[str, str]] = {"mass": "multiply every body's mass scale by v",
+                                        "damping": "multiply every joint's damping scale by v"}
+    ood_shift: ClassVar[str] = "every scale x U[0.25, 0.5) or U(1.5, 2] instead of U[0.5, 1.5]"
+
+    def _apply_shift(self, task: HalfCheetahDynamicsTask, name: str, value: float | None,
+                     rng: np.random.Generator) -> HalfCheetahDynamicsTask:
+        assert value is not None
+        return scaled(task, value, f"{name}_scales")
 
     def _sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[HalfCheetahDynamicsTask]:
         size = (n, len(CHEETAH_BODIES) + len(CHEETAH_JOINTS))

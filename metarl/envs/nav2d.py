@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -72,6 +73,18 @@ class Nav2DFamily(Episodic, ArrayRLFamily[Nav2DTask]):
     horizon: int = horizon_field(100)
 
     task_type = Nav2DTask
+    shifts: ClassVar[dict[str, str]] = {
+        "goal-radius": "move the goal along its direction to distance v from the start (training goals: <= 0.71)"}
+    ood_shift: ClassVar[str] = "goals on the ring 0.5 <= max(|x|, |y|) <= 1 around the training square"
+
+    def _apply_shift(self, task: Nav2DTask, name: str, value: float | None, rng: np.random.Generator) -> Nav2DTask:
+        assert value is not None
+        if value < 0:
+            raise ValueError(f"shift goal-radius:{value}: a distance must be >= 0")
+        x, y = task.goal
+        norm = math.hypot(x, y)
+        angle = math.atan2(y, x) if norm > 0 else float(rng.uniform(-math.pi, math.pi))
+        return Nav2DTask((value * math.cos(angle), value * math.sin(angle)))
     stochastic: ClassVar[bool] = False
     render_modes: ClassVar[tuple[str, ...]] = ("rgb_array",)
 

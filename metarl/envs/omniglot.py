@@ -9,7 +9,7 @@ import threading
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from metarl.core.task import Task
 from metarl.fewshot.data import ClassDataset, classification_episodes, rotation_classes
 from metarl.fewshot.episode import Episode
 from metarl.fewshot.family import ClassificationFamily
+from metarl.fewshot.image_shifts import IMAGE_SHIFTS
 
 SET_DIRS: dict[str, str] = {
     "background": "images_background",
@@ -307,6 +308,10 @@ class OmniglotFamily(ClassificationFamily[OmniglotTask]):
         default="within", metadata={"help": "test/ood tasks use one alphabet (within, Lake et al.) or mix (across)"})
 
     task_type = OmniglotTask
+    shifts: ClassVar[dict[str, str]] = IMAGE_SHIFTS
+    valueless_shifts: ClassVar[frozenset[str]] = frozenset({"invert"})
+    input_shifts: ClassVar[frozenset[str]] = frozenset(IMAGE_SHIFTS)
+    ood_shift: ClassVar[str] = "rotate:45 plus a random quarter turn, on the test alphabets"
 
     def __post_init__(self) -> None:
         for name in ("ways", "shots", "queries"):
@@ -402,7 +407,7 @@ class OmniglotFamily(ClassificationFamily[OmniglotTask]):
         return groups, np.array(rows, dtype=np.int64).reshape(len(tasks), self.ways), np.array(turns).reshape(
             len(tasks), self.ways)
 
-    def sample_episodes(self, tasks: Sequence[OmniglotTask], shots: int, queries: int, rng: np.random.Generator) -> Episode:
+    def _sample_episodes(self, tasks: Sequence[OmniglotTask], shots: int, queries: int, rng: np.random.Generator) -> Episode:
         """A batched episode: array code per group of tasks sharing a pool (usually one group)."""
         groups, rows, turns = self._locate_tasks(tasks)
         order: dict[tuple[int, int], list[int]] = {}

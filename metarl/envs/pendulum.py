@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from metarl.core.shift import scaled
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
 from metarl.rl.family import Episodic
@@ -101,6 +102,18 @@ class PendulumFamily(Episodic, ArrayRLFamily[PendulumTask]):
 
     task_type = PendulumTask
     stochastic: ClassVar[bool] = True
+    shifts: ClassVar[dict[str, str]] = {
+        "mass": "multiply the mass by v", "length": "multiply the length by v",
+        "gravity": "multiply gravity by v", "damping": "add v to the damping"}
+    ood_shift: ClassVar[str] = ("every parameter outside its training range (mass, length x U[0.25, 0.5] or "
+                                "U[1.5, 2] of 1, gravity 5-8 or 12-15, damping +0.1..0.2)")
+
+    def _apply_shift(self, task: PendulumTask, name: str, value: float | None,
+                     rng: np.random.Generator) -> PendulumTask:
+        assert value is not None
+        if name == "damping":
+            return dataclasses.replace(task, damping=task.damping + value)
+        return scaled(task, value, name)
 
     @property
     def observation_space(self) -> spaces.Box:
@@ -124,7 +137,7 @@ class PendulumFamily(Episodic, ArrayRLFamily[PendulumTask]):
         return [dataclasses.replace(t, init_angle=0.0, init_speed=0.0) for t in tasks]
 
     def check_task(self, task: PendulumTask) -> None:
-        if not all(math.isfinite(v) for v in dataclasses.astuple(task)):
+        if not all(math.isfinite(v) for v in task.parameters()):
             raise ValueError(f"every physical parameter must be finite, got {task}")
         if not (task.mass > 0 and task.length > 0 and task.damping >= 0):
             raise ValueError(f"mass and length must be > 0 and damping >= 0, got {task}")
@@ -132,8 +145,8 @@ class PendulumFamily(Episodic, ArrayRLFamily[PendulumTask]):
             raise ValueError(f"init_angle must be >= 0 and init_speed in [0, {MAX_SPEED}], got {task}")
 
     def task_params(self, tasks: Sequence[PendulumTask]) -> Params:
-        names = [f.name for f in dataclasses.fields(PendulumTask)]
-        table = np.array([dataclasses.astuple(t) for t in tasks], dtype=np.float64).reshape(len(tasks), len(names))
+        names = [f.name for f in dataclasses.fields(PendulumTask) if f.name != "shift"]
+        table = np.array([t.parameters() for t in tasks], dtype=np.float64).reshape(len(tasks), len(names))
         return dict(zip(names, table.T.copy(), strict=True))
 
     def new_state(self, num_envs: int) -> State:

@@ -92,6 +92,16 @@ class SinusoidFamily(SupervisedFamily[SinusoidTask]):
     def num_outputs(self) -> int:
         return 1
 
+    shifts: ClassVar[dict[str, str]] = {
+        "amplitude": "set the amplitude to v (training: amplitude_range)",
+        "phase": "set the phase to v radians (training: phase_range)"}
+    ood_shift: ClassVar[str] = "amplitude:b..2b and phase:q..2q-p beyond the training ranges [a, b] and [p, q]"
+
+    def _apply_shift(self, task: SinusoidTask, name: str, value: float | None,
+                     rng: np.random.Generator) -> SinusoidTask:
+        assert value is not None
+        return dataclasses.replace(task, **{name: value})
+
     def split_ranges(self, split: str) -> tuple[tuple[float, float], tuple[float, float]]:
         """The (amplitude, phase) ranges that ``split``'s tasks are drawn from."""
         if split == "ood":
@@ -109,7 +119,7 @@ class SinusoidFamily(SupervisedFamily[SinusoidTask]):
         if not (math.isfinite(task.amplitude) and math.isfinite(task.phase)):
             raise ValueError(f"amplitude and phase must be finite, got {task}")
 
-    def sample_episodes(self, tasks: Sequence[SinusoidTask], shots: int, queries: int,
+    def _sample_episodes(self, tasks: Sequence[SinusoidTask], shots: int, queries: int,
                         rng: np.random.Generator) -> Episode:
         """A batched episode ``[tasks, points, 1]`` drawn with array code (no loop over tasks);
         the support points come first in the draw."""

@@ -81,6 +81,10 @@ class TabularMDPFamily(Episodic, ArrayRLFamily[TabularMDPTask]):
     )
 
     task_type = TabularMDPTask
+    shifts: ClassVar[dict[str, str]] = {
+        "sparsity": "redraw every transition row from Dirichlet(v, ..., v) (0.1: nearly deterministic)",
+        "reward-spread": "scale every mean reward's distance from 1 by v"}
+    ood_shift: ClassVar[str] = "sparsity:0.1 and reward-spread:2 (sparse transitions, twice the spread of rewards)"
     stochastic: ClassVar[bool] = True
     baselines: ClassVar[tuple[str, ...]] = ("random", "psrl")
 
@@ -109,6 +113,17 @@ class TabularMDPFamily(Episodic, ArrayRLFamily[TabularMDPTask]):
         transitions = rng.dirichlet(np.full(self.num_states, alpha), size=shape)
         means = rng.normal(1.0, spread, size=shape)
         return self._tasks(means, transitions)
+
+    def _apply_shift(self, task: TabularMDPTask, name: str, value: float | None,
+                     rng: np.random.Generator) -> TabularMDPTask:
+        assert value is not None
+        if name == "sparsity":
+            if not value > 0:
+                raise ValueError(f"shift sparsity:{value}: a Dirichlet concentration must be > 0")
+            shape = (self.num_states, self.num_actions)
+            return dataclasses.replace(task, transitions=rng.dirichlet(np.full(self.num_states, value), size=shape).tolist())
+        means = 1.0 + value * (np.asarray(task.means) - 1.0)
+        return dataclasses.replace(task, means=means.tolist())
 
     def deterministic_tasks(self, n: int, rng: np.random.Generator) -> list[TabularMDPTask]:
         # Deterministic transitions are a task property, but the reward noise belongs to

@@ -28,7 +28,12 @@ from metarl.core.seeding import DATA_KEY, EVAL_KEY, Streams, stream, task_rng, t
 from metarl.core.task import Task
 from metarl.fewshot.data import random_affine
 from metarl.fewshot.episode import Episode, episode_ways
-from metarl.fewshot.evaluation import CURVE_SHOTS, classify_by_features, evaluate_classifier
+from metarl.fewshot.evaluation import (
+    CURVE_SHOTS,
+    classify_by_features,
+    classify_with_support_statistics,
+    evaluate_classifier,
+)
 from metarl.fewshot.family import ClassificationFamily, SupervisedFamily
 
 # ---------------------------------------------------------------------------------------------
@@ -191,6 +196,9 @@ class FewShotClassifier(SupervisedAgent):
     eval_chunk: ClassVar[int] = 1024
     config: ClassifierConfig
     family: ClassificationFamily[Any]
+    support_statistics: bool = False
+    """Test-time adaptation: re-estimate batch-norm statistics on each episode's support set
+    before classifying (``python -m metarl.evaluate`` sets it for its TTA baseline)."""
 
     def __init__(self, config: ClassifierConfig, family: Any, seed: int = 0, device: torch.device | str = "cpu"):
         if not isinstance(family, ClassificationFamily):
@@ -218,10 +226,20 @@ class FewShotClassifier(SupervisedAgent):
         self.set_training(False)
         try:
             with torch.no_grad():
-                preds = classify_by_features(ep, ks, self.features, self.predict, self.device, self.eval_chunk)
+                if self.support_statistics:
+                    preds = classify_with_support_statistics(ep, ks, self.features, self.predict, self.norm_layers(),
+                                                             self.device)
+                else:
+                    preds = classify_by_features(ep, ks, self.features, self.predict, self.device, self.eval_chunk)
         finally:
             self.set_training(True)
         return preds if batched else preds[:, 0]
+
+    def norm_layers(self) -> list[torch.nn.modules.batchnorm._BatchNorm]:
+        """The batch-norm layers of the agent's networks (those with running statistics)."""
+        modules = [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]
+        return [m for net in modules for m in net.modules()
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
     def classify(self, episode: Episode) -> torch.Tensor:
         shots = int((episode.support_y == 0).sum(-1).min())

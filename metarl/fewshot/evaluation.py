@@ -115,3 +115,41 @@ def classify_by_features(
         sub = fs.gather(1, pos.unsqueeze(-1).expand(*pos.shape, fs.shape[-1]))
         out.append(predict(sub, sy.gather(1, pos), fq, ways))
     return torch.stack(out).cpu()
+
+
+def classify_with_support_statistics(
+    episode: Episode,
+    ks: Sequence[int],
+    features: Callable[[torch.Tensor], torch.Tensor],
+    predict: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor],
+    norms: Sequence[torch.nn.modules.batchnorm._BatchNorm],
+    device: torch.device,
+) -> torch.Tensor:
+    """Like :func:`classify_by_features`, after re-estimating the batch-norm statistics of
+    ``norms`` on each task's ``k``-shot support set (test-time adaptation without labels:
+    the statistics of the target domain replace the training domain's). The queries are
+    not used to estimate them. The layers' own statistics are restored afterwards."""
+    b, q = episode.support_y.shape[0], episode.query_x.shape[1]
+    ways = episode_ways(episode)
+    saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
+    out = torch.empty(len(ks), b, q, dtype=torch.int64)
+    try:
+        for i in range(b):
+            sy = episode.support_y[i : i + 1].to(device)
+            query = episode.query_x[i].to(device)
+            for j, k in enumerate(ks):
+                pos = first_shots(sy, ways, k)[0]
+                support = episode.support_x[i].to(device)[pos]
+                for m in norms:
+                    m.reset_running_stats()
+                    m.momentum = None  # a cumulative average: exactly the support set's statistics
+                    m.train()
+                features(support)
+                for m in norms:
+                    m.eval()
+                out[j, i] = predict(features(support)[None], sy[:, pos], features(query)[None], ways)[0].cpu()
+    finally:
+        for m, (momentum, state) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            m.load_state_dict(state)
+    return out

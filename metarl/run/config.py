@@ -29,6 +29,7 @@ import tyro
 from metarl.core.checks import check_field_types, check_value, flag
 from metarl.core.errors import CheckpointError, DatasetError, DivergenceError, UsageError
 from metarl.core.registry import MissingDependencyError, UnknownIdError, algo_spec, family_spec
+from metarl.core.shift import parse_shifts
 from metarl.core.task import TaskFamily
 
 MAX_TASKS = 1_000_000
@@ -60,10 +61,19 @@ class RunConfig:
     progress: bool = dataclasses.field(default=True, metadata={"help": "show a progress bar"})
     compare: bool = dataclasses.field(
         default=True, metadata={"help": "at the end, score the family's baselines on the same held-out tasks"})
+    eval_ood: bool = dataclasses.field(
+        default=False, metadata={"help": "also evaluate on out-of-distribution tasks, logged as eval_ood/... beside eval/..."})
+    eval_shift: tuple[str, ...] = dataclasses.field(
+        default=(), metadata={"help": "the out-of-distribution tasks of --eval-ood: the test split under these shifts "
+                                      "(e.g. rotate:45 mass:2); none: the family's ood split. Implies --eval-ood"})
 
     def __post_init__(self) -> None:
         check_field_types(self)
         check_seed(self.seed)
+        try:
+            parse_shifts(self.eval_shift)
+        except ValueError as exc:
+            raise UsageError(f"--eval-shift: {exc}") from None
         for name in ("threads", "eval_tasks"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
@@ -90,15 +100,47 @@ class EvalConfig:
         default=None, metadata={"help": "gradient-based agents (maml, maml_pg): adapt with 0..N inner steps (default: the run's)"})
     init: Literal["trained", "random"] = dataclasses.field(
         default="trained", metadata={"help": "random: the run's agent freshly initialised (the random-initialisation baseline)"})
+    shift: tuple[str, ...] = dataclasses.field(
+        default=(), metadata={"help": "shifts applied to the evaluation tasks, e.g. rotate:45 noise:0.3 mass:2 velocity:2..3 "
+                                      "(an unknown one lists the family's); starts the adaptation protocol"})
+    target: str = dataclasses.field(
+        default="", metadata={"help": "evaluate on another supervised family (e.g. metarl/Digits-v0; its flags follow); "
+                                      "starts the adaptation protocol"})
+    beside: tuple[str, ...] = dataclasses.field(
+        default=(), metadata={"help": "other run directories scored on the same tasks (a finetune run, MAML-PG with "
+                                      "--inner-steps 0); starts the adaptation protocol"})
+    baselines: bool = dataclasses.field(
+        default=True, metadata={"help": "in the adaptation protocol (--split ood, --shift, --target, --beside), also score "
+                                        "scratch training, test-time adaptation and the family's baselines"})
+    scratch_steps: int = dataclasses.field(
+        default=0, metadata={"help": "gradient steps of the scratch baseline on each task's data (0: 20 supervised; "
+                                     "RL: a MAML-PG method's inner steps, else 3)"})
+    scratch_lr: float = dataclasses.field(default=0.1, metadata={"help": "step size of the scratch baseline"})
+    scratch_tasks: int = dataclasses.field(
+        default=100, metadata={"help": "the scratch baseline scores the first N tasks only (training a network per task "
+                                       "and shot count is slow; 0: all)"})
 
     def __post_init__(self) -> None:
         check_field_types(self)
         check_seed(self.seed)
+        try:
+            parse_shifts(self.shift)
+        except ValueError as exc:
+            raise UsageError(f"--shift: {exc}") from None
+        if not 0 <= self.scratch_steps <= 10_000 or not self.scratch_lr > 0 or self.scratch_tasks < 0:
+            raise UsageError(f"--scratch-steps must lie in [0, 10000], --scratch-lr be > 0 and --scratch-tasks >= 0, got "
+                             f"{self.scratch_steps}, {self.scratch_lr} and {self.scratch_tasks}")
+
         if self.num_tasks < 1:
             raise UsageError(f"--num-tasks must be >= 1, got {self.num_tasks}")
         check_task_count("--num-tasks", self.num_tasks)
         if self.inner_steps is not None and not 0 <= self.inner_steps <= 1000:
             raise UsageError(f"--inner-steps must lie in [0, 1000], got {self.inner_steps}")
+
+    @property
+    def protocol(self) -> bool:
+        """Whether methods are scored side by side (the domain-adaptation protocol)."""
+        return self.split == "ood" or bool(self.shift or self.target or self.beside)
 
 
 def check_seed(seed: int) -> None:

@@ -109,8 +109,12 @@ class RunLogger:
                 "adaptation curves": {
                     f"training tasks: {stem}": ["Multiline", [rf"adaptation/{stem}_.*"]],
                     f"held-out tasks: {stem}": ["Multiline", [rf"eval/{stem}_.*"]],
+                    f"out-of-distribution tasks (--eval-ood): {stem}": ["Multiline", [rf"eval_ood/{stem}_.*"]],
                 },
-                "evaluation": {"score": ["Margin", ["eval/score", "eval/score_lo", "eval/score_hi"]]},
+                "evaluation": {
+                    "score": ["Margin", ["eval/score", "eval/score_lo", "eval/score_hi"]],
+                    "held-out and out-of-distribution score": ["Multiline", [r"eval(_ood)?/score$"]],
+                },
             }
         )
         self._layout_written = True

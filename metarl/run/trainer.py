@@ -60,6 +60,7 @@ class Trainer:
         self.final_report: dict[str, Any] | None = None
         self.final_result: EvalResult | None = None
         self.eval_task_list: list[Any] = []
+        self.ood_task_list: list[Any] = []
         self._last_eval: dict[str, float] = {}
 
     @property
@@ -113,7 +114,30 @@ class Trainer:
             self.final_result = result
             write_eval(result, report, self.run_dir / "eval" / "final_test.json",
                        self.run_dir / "eval" / "final_test.png", f"{self.family_id} {self.algo} (test)")
+        if self.run.eval_ood or self.run.eval_shift:
+            self.evaluate_ood(logger, final)
         return report
+
+    def evaluate_ood(self, logger: RunLogger, final: bool) -> None:
+        """The same evaluation on out-of-distribution tasks (``--eval-shift`` on the test split,
+        else the ``ood`` split), logged under ``eval_ood/`` so both curves share a chart."""
+        shift = self.run.eval_shift
+        split = "test" if shift else "ood"
+        if not self.ood_task_list:
+            self.ood_task_list = self.agent.family.sample_tasks(self.run.eval_tasks, split,
+                                                                task_rng(self.run.seed, split), shift=shift)
+        result = self.agent.evaluate(self.ood_task_list, seed=self.eval_seed)
+        report = result.report(self.family_id, self.algo, split)
+        report["shift"] = list(shift)
+        score = report["score"]
+        logger.scalars({"eval_ood/score": score["mean"], "eval_ood/score_lo": score["mean"] - score["ci95"],
+                        "eval_ood/score_hi": score["mean"] + score["ci95"]}, self._step())
+        what = " ".join(shift) if shift else "ood split"
+        logger.curve(result, "eval_ood", self._step(), f"{self.family_id} {self.algo}: {what}, step {self._step()}")
+        self._last_eval["ood"] = score["mean"]
+        if final:
+            write_eval(result, report, self.run_dir / "eval" / "final_ood.json", self.run_dir / "eval" / "final_ood.png",
+                       f"{self.family_id} {self.algo} ({what})")
 
     @property
     def eval_seed(self) -> int:

@@ -137,6 +137,11 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     out = tmp_path / "ood.json"
     assert evaluate.main([str(run), "--split", "ood", "--num-tasks", "30", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert report["algo"] == "maml" and report["score_name"] == "query_mse_step_3" and report["num_tasks"] == 30
-    assert [p["x"] for p in report["curve"]] == [0, 1, 2, 3]
-    assert "query_mse_step_3" in capsys.readouterr().out
+    # --split ood runs the adaptation protocol: MAML is scored after its 3 steps at each shot count.
+    assert report["algo"] == "maml" and report["score_name"] == "query_mse_shots_5" and report["num_tasks"] == 30
+    assert [p["x"] for p in report["curve"]] == [1, 2, 5, 10]
+    assert [m["name"] for m in report["methods"]] == ["maml", "scratch"]
+    assert "query_mse_shots_5" in capsys.readouterr().out
+    assert evaluate.main([str(run), "--split", "test", "--num-tasks", "30", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["score_name"] == "query_mse_step_3" and [p["x"] for p in report["curve"]] == [0, 1, 2, 3]

@@ -53,7 +53,7 @@ class BlobFamily(ClassificationFamily[BlobTask]):
         blocks = np.random.default_rng(1000 + c).choice([-1.0, 1.0], size=(4, 4))
         return np.kron(blocks, np.ones((4, 4)))[None]
 
-    def sample_episodes(self, tasks: Sequence[BlobTask], shots: int, queries: int, rng: np.random.Generator) -> Episode:
+    def _sample_episodes(self, tasks: Sequence[BlobTask], shots: int, queries: int, rng: np.random.Generator) -> Episode:
         return Episode.stack([self._episode(t, shots, queries, rng) for t in tasks])
 
     def _episode(self, task: BlobTask, shots: int, queries: int, rng: np.random.Generator) -> Episode:

@@ -1,0 +1,81 @@
+"""The domain-adaptation protocol end to end on tiny budgets: methods side by side on the
+same tasks, one JSON and one PNG, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from metarl import evaluate, train
+from metarl.core.errors import UsageError
+from tests.helpers import TINY_RL2, exits_2, only_run
+
+
+@pytest.fixture(scope="module")
+def omniglot_runs(tiny_omniglot, tmp_path_factory):
+    """A ProtoNets and a fine-tuning run of two updates each on the tiny synthetic Omniglot."""
+    runs = {}
+    for algo in ("protonet", "finetune"):
+        logdir = tmp_path_factory.mktemp(algo)
+        extra = ["--train-ways", "3"] if algo == "protonet" else ["--batch-size", "8"]
+        assert train.main(["--algo", algo, "--env", "metarl/Omniglot-v0", "--data-root", str(tiny_omniglot),
+                           "--ways", "3", "--queries", "2", "--iterations", "2", "--channels", "4", *extra,
+                           "--eval-every", "0", "--eval-tasks", "4", "--no-progress", "--no-compare",
+                           "--logdir", str(logdir)]) == 0
+        runs[algo] = only_run(logdir)
+    return runs
+
+
+def test_shifted_omniglot_with_methods_beside(omniglot_runs, tmp_path):
+    out = tmp_path / "rot.json"
+    assert evaluate.main([str(omniglot_runs["protonet"]), "--split", "test", "--shift", "rotate:30", "--num-tasks", "6",
+                          "--beside", str(omniglot_runs["finetune"]), "--scratch-tasks", "2", "--scratch-steps", "2",
+                          "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    names = [m["name"] for m in report["methods"]]
+    assert names == ["protonet", "finetune", "protonet + support BN", "finetune + support BN", "scratch",
+                     "nearest_neighbour"]
+    roles = {m["name"]: m["role"] for m in report["methods"]}
+    assert roles["protonet"] == "meta-learned" and roles["finetune"] == "pretrained" and roles["scratch"] == "scratch"
+    assert report["shift"] == ["rotate:30"] and report["example_task"]["shift"] == ["rotate:30.0"]
+    assert all(m["x_name"] == "shots" for m in report["methods"])
+    assert [m["num_tasks"] for m in report["methods"]] == [6, 6, 6, 6, 2, 6]
+    assert report["score"] == report["methods"][0]["score"] and report["algo"] == "protonet"
+    assert out.with_suffix(".png").stat().st_size > 5000
+
+
+def test_target_family(omniglot_runs, tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "digits.json"
+    assert evaluate.main([str(omniglot_runs["protonet"]), "--target", "metarl/Digits-v0", "--ways", "4",
+                          "--num-tasks", "4", "--no-baselines", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["family"] == "metarl/Digits-v0" and report["source_family"] == "metarl/Omniglot-v0"
+    assert [m["name"] for m in report["methods"]] == ["protonet"]
+    assert report["methods"][0]["curve"][0]["x"] == 1
+
+
+def test_rl_ood_protocol(tmp_path):
+    logdir = tmp_path / "runs"
+    assert train.main([*TINY_RL2, "--logdir", str(logdir)]) == 0
+    out = tmp_path / "ood.json"
+    assert evaluate.main([str(only_run(logdir)), "--split", "ood", "--num-tasks", "6", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    methods = {m["name"]: m for m in report["methods"]}
+    assert set(methods) == {"rl2", "scratch", "random", "ucb1", "thompson"}
+    assert [p["x"] for p in methods["rl2"]["curve"]] == [0, 1, 2, 3, 4]  # episodes seen before each episode
+    steps = methods["scratch"]["curve"]
+    assert [p["x"] for p in steps] == [0, 20, 40, 60]  # MAML-PG: 3 inner steps of 20 episodes each
+    assert report["split"] == "ood" and report["num_tasks"] == 6
+
+
+def test_protocol_errors(omniglot_runs, capsys):
+    run = str(omniglot_runs["protonet"])
+    with pytest.raises(ValueError, match=r"has no shift 'mass'.*rotate"):
+        evaluate.main([run, "--shift", "mass:2", "--num-tasks", "2"])
+    with pytest.raises(UsageError, match="--target applies to supervised families"):
+        evaluate.main([run, "--target", "metarl/Nav2D-v0", "--num-tasks", "2"])
+    exits_2(capsys, evaluate.main, [run, "--shift", "rotate:x"], "'x' is not a number or a range low..high")
+    with pytest.raises(UsageError, match="give RUN_DIR"):
+        evaluate.main(["--algo", "random", "--env", "metarl/Bandit-v0", "--beside", run])
