@@ -121,13 +121,16 @@ def data_curve(method: Method, family: TaskFamily[Any], tasks: Sequence[Task], s
 def _curve_over_shots(agent: Agent, family: SupervisedFamily[Any], tasks: Sequence[Task], seed: int,
                       shots: Sequence[int]) -> EvalResult:
     """Score ``agent`` (adapting by its own rule: inner steps, a recurrent pass) at each shot count."""
+    if not dataclasses.is_dataclass(family):
+        raise UsageError(f"{agent.name} adapts by its own rule, so the protocol scores it at each shot count by "
+                         f"varying the family's shots: {type(family).__name__} must be a dataclass for that")
     if isinstance(family, ClassificationFamily):  # classes have few examples: fewer queries may be left
         ks, queries = curve_shots(family.shots, family.queries, family.examples_available(tasks), shots)
     else:
         ks, queries = sorted({*shots, family.shots}), family.queries
     columns, last = [], None
     for k in ks:
-        agent.family = dataclasses.replace(family, shots=k, queries=queries)
+        agent.family = dataclasses.replace(family, shots=k, queries=queries)  # type: ignore[type-var]
         try:
             last = agent.evaluate(tasks, seed=seed)
         finally:

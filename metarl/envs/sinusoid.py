@@ -100,7 +100,9 @@ class SinusoidFamily(SupervisedFamily[SinusoidTask]):
     def _apply_shift(self, task: SinusoidTask, name: str, value: float | None,
                      rng: np.random.Generator) -> SinusoidTask:
         assert value is not None
-        return dataclasses.replace(task, **{name: value})
+        if name == "amplitude":
+            return dataclasses.replace(task, amplitude=value)
+        return dataclasses.replace(task, phase=value)
 
     def split_ranges(self, split: str) -> tuple[tuple[float, float], tuple[float, float]]:
         """The (amplitude, phase) ranges that ``split``'s tasks are drawn from."""

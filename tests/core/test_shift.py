@@ -107,3 +107,13 @@ def test_image_shifts() -> None:
     noisy = apply_image_shifts(x, ("noise:0.3",), np.random.default_rng(1))
     assert torch.equal(noisy, apply_image_shifts(x, ("noise:0.3",), np.random.default_rng(1)))
     assert 0 <= noisy.min() and noisy.max() <= 1 and not torch.equal(noisy, x)
+
+
+def test_every_family_names_its_ood_split_as_a_shift() -> None:
+    from metarl.core.registry import family_specs
+
+    for spec in family_specs():
+        if spec.available:
+            cls = spec.load()
+            assert cls.ood_shift, f"{spec.id} does not say what its ood split is"
+            assert set(cls.valueless_shifts) <= set(cls.shifts)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from metarl import evaluate, train
+from metarl import adaptation, evaluate, train
 from metarl.core.errors import UsageError
+from metarl.core.registry import algo_spec, family_specs, make_family
+from metarl.run.logger import read_scalars
 from tests.helpers import TINY_RL2, exits_2, only_run
 
 
@@ -79,3 +82,39 @@ def test_protocol_errors(omniglot_runs, capsys):
     exits_2(capsys, evaluate.main, [run, "--shift", "rotate:x"], "'x' is not a number or a range low..high")
     with pytest.raises(UsageError, match="give RUN_DIR"):
         evaluate.main(["--algo", "random", "--env", "metarl/Bandit-v0", "--beside", run])
+
+
+def test_training_logs_out_of_distribution_evaluations(tmp_path):
+    assert train.main([*TINY_RL2, "--logdir", str(tmp_path), "--eval-shift", "prior:0.5"]) == 0
+    run = only_run(tmp_path)
+    tags = read_scalars(run)
+    assert {"eval/score", "eval_ood/score", "eval_ood/return_episode_1"} <= set(tags)
+    assert len(tags["eval_ood/score"]) == len(tags["eval/score"])
+    report = json.loads((run / "eval" / "final_ood.json").read_text())
+    assert report["split"] == "test" and report["shift"] == ["prior:0.5"]
+
+
+SUPERVISED = ["protonet", "siamese", "finetune", "nearest_neighbour", "maml", "lstm"]
+
+
+@pytest.mark.parametrize("algo", SUPERVISED)
+def test_every_supervised_agent_runs_the_protocol(algo, tiny_omniglot):
+    family = make_family("metarl/Omniglot-v0", data_root=str(tiny_omniglot), ways=3, queries=2)
+    cls = algo_spec(algo).load()
+    agent = cls(cls.config_class(), family, seed=0)
+    tasks = family.sample_tasks(3, "ood", shift=("blur:1", "invert"))
+    result = adaptation.data_curve(adaptation.Method(algo, "meta-learned", agent), family, tasks, seed=0)
+    assert result.x_name == "shots" and result.x == [1, 2, 5] and result.curve.shape == (3, 3)  # 6 drawings a class
+    assert np.all((0 <= result.curve) & (result.curve <= 1))
+
+
+@pytest.mark.parametrize("env_id", [s.id for s in family_specs() if s.kind == "rl" and s.available])
+def test_every_rl_family_runs_the_protocol(env_id):
+    family = make_family(env_id)
+    if env_id.startswith("metarl/ML"):
+        pytest.skip("Meta-World's evaluation costs minutes; its ood split is tested in test_metaworld.py")
+    agent = algo_spec("random").load()(algo_spec("random").load().config_class(), family, seed=0)
+    shift = tuple(f"{name}:1" for name in list(family.shifts)[:1] if name not in family.valueless_shifts)
+    tasks = family.sample_tasks(2, "ood", shift=shift)
+    result = adaptation.data_curve(adaptation.Method("random", "baseline", agent), family, tasks, seed=0)
+    assert result.x_name == "episodes_seen" and result.x[0] == 0 and result.curve.shape[0] == 2
