@@ -163,7 +163,35 @@ def method_table(report: dict[str, object]) -> list[str]:
         cells = [f"{by_x[x]['mean']:.3f} ± {by_x[x]['ci95']:.3f}" if x in by_x else "" for x in xs]
         lines.append(f"| {m['name']} | {m['role']} | {m['num_tasks']} | " + " | ".join(cells) + " |")
     lines.append(f"\n({methods[0]['curve_name'].replace('_', ' ')}, mean ± 95% CI over tasks)")  # type: ignore[index]
+    lines += ["", verdict(report)]
     return lines
+
+
+def verdict(report: dict[str, object]) -> str:
+    """Where the best meta-learned method stands against the best other method, point by point
+    (higher is better except for an MSE): the difference and whether the 95% intervals overlap."""
+    methods = report["methods"]  # type: ignore[index]
+    lower = "mse" in methods[0]["curve_name"]  # type: ignore[index]
+    meta = [m for m in methods if m["role"] == "meta-learned"]  # type: ignore[union-attr]
+    other = [m for m in methods if m["role"] != "meta-learned"]  # type: ignore[union-attr]
+    if not meta or not other:
+        return ""
+    parts = []
+    for x in [p["x"] for p in meta[0]["curve"]]:
+        def at(m: dict) -> dict | None:  # type: ignore[type-arg]
+            return next((p for p in m["curve"] if p["x"] == x), None)
+
+        def best(ms: list) -> tuple[dict, dict]:  # type: ignore[type-arg]
+            scored = [(m, at(m)) for m in ms if at(m) is not None]
+            return (min if lower else max)(scored, key=lambda mp: mp[1]["mean"])  # type: ignore[index]
+
+        (bm, bp), (om, op) = best(meta), best(other)
+        diff = bp["mean"] - op["mean"]
+        better = diff < 0 if lower else diff > 0
+        apart = abs(diff) > bp["ci95"] + op["ci95"]
+        word = ("ahead" if better else "behind") if apart else "level (intervals overlap)"
+        parts.append(f"{x}: {bm['name']} {bp['mean']:.3f} vs {om['name']} {op['mean']:.3f} ({diff:+.3f}, {word})")
+    return "Best meta-learned vs best other method — " + "; ".join(parts) + "."
 
 
 def write_report(records: list[dict[str, object]], quick: bool) -> None:
@@ -181,8 +209,9 @@ def write_report(records: list[dict[str, object]], quick: bool) -> None:
             lines.append(f"- train `{t['command']}` ({t['seconds']:.0f} s wall, load {t['load']:.1f})")
         lines.append("")
         for e in rec["eval"]:  # type: ignore[union-attr]
-            report = json.loads(Path(e["json"]).read_text())
-            png = Path(e["png"]).relative_to(REPORT.parent)
+            json_path = OUT / str(rec["name"]) / Path(e["json"]).name  # records may come from another checkout
+            report = json.loads(json_path.read_text())
+            png = json_path.with_suffix(".png").relative_to(REPORT.parent)
             lines += [f"### {e['label']}", "", f"`{e['command']}` ({e['seconds']:.0f} s, load {e['load']:.1f})", "",
                       *method_table(report), "", f"![{e['label']}]({png})", ""]
     REPORT.write_text("\n".join(lines) + "\n")
@@ -194,7 +223,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(ROWS), help="rows to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="seconds-long budgets and 20 tasks: a pipeline check")
     parser.add_argument("--lock", help="flock this file around every command")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the saved records")
     args = parser.parse_args()
+    if args.report_only:
+        write_report(json.loads((OUT / "records.json").read_text()), args.quick)
+        return
     names = args.only or list(ROWS)
     for name in list(names):
         need = ROWS[name].get("needs")

@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     agent = build_agent(agent_cls, sections["agent"], family, family_id, seed=run.seed, device=device)
     for split in ("train", "test"):  # a missing data set fails here, before a run directory exists
         family.sample_tasks(1, split)
+    if run.eval_shift or run.eval_ood:  # so does a shift the family lacks
+        try:
+            family.sample_tasks(1, "test" if run.eval_shift else "ood", shift=run.eval_shift)
+        except ValueError as exc:
+            raise UsageError(f"--eval-shift on {family_id}: {exc}") from None
     run_dir = new_run_dir(run.logdir, family_id, agent_cls.name, run.seed)
     (run_dir / "config.json").write_text(
         config_json(agent_cls.name, family_id, family, sections["agent"], run, argv, imports))

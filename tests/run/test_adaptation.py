@@ -118,3 +118,10 @@ def test_every_rl_family_runs_the_protocol(env_id):
     tasks = family.sample_tasks(2, "ood", shift=shift)
     result = adaptation.data_curve(adaptation.Method("random", "baseline", agent), family, tasks, seed=0)
     assert result.x_name == "episodes_seen" and result.x[0] == 0 and result.curve.shape[0] == 2
+
+
+def test_a_bad_eval_shift_fails_before_training(tmp_path):
+    with pytest.raises(UsageError, match="--eval-shift on metarl/Bandit-v0: BanditFamily has no shift 'mass'; its "
+                                         "shifts: prior"):
+        train.main([*TINY_RL2, "--logdir", str(tmp_path), "--eval-shift", "mass:2"])
+    assert not list(tmp_path.iterdir())
