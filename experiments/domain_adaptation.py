@@ -176,21 +176,18 @@ def verdict(report: dict[str, object]) -> str:
     other = [m for m in methods if m["role"] != "meta-learned"]  # type: ignore[union-attr]
     if not meta or not other:
         return ""
+    points = {m["name"]: {p["x"]: p for p in m["curve"]} for m in methods}  # type: ignore[union-attr,index]
+    pick = min if lower else max
     parts = []
-    for x in [p["x"] for p in meta[0]["curve"]]:
-        def at(m: dict) -> dict | None:  # type: ignore[type-arg]
-            return next((p for p in m["curve"] if p["x"] == x), None)
-
-        def best(ms: list) -> tuple[dict, dict]:  # type: ignore[type-arg]
-            scored = [(m, at(m)) for m in ms if at(m) is not None]
-            return (min if lower else max)(scored, key=lambda mp: mp[1]["mean"])  # type: ignore[index]
-
-        (bm, bp), (om, op) = best(meta), best(other)
+    for x in points[meta[0]["name"]]:  # type: ignore[index]
+        bm = pick((m["name"] for m in meta if x in points[m["name"]]), key=lambda n: points[n][x]["mean"])
+        om = pick((m["name"] for m in other if x in points[m["name"]]), key=lambda n: points[n][x]["mean"])
+        bp, op = points[bm][x], points[om][x]
         diff = bp["mean"] - op["mean"]
         better = diff < 0 if lower else diff > 0
         apart = abs(diff) > bp["ci95"] + op["ci95"]
         word = ("ahead" if better else "behind") if apart else "level (intervals overlap)"
-        parts.append(f"{x}: {bm['name']} {bp['mean']:.3f} vs {om['name']} {op['mean']:.3f} ({diff:+.3f}, {word})")
+        parts.append(f"{x}: {bm} {bp['mean']:.3f} vs {om} {op['mean']:.3f} ({diff:+.3f}, {word})")
     return "Best meta-learned vs best other method — " + "; ".join(parts) + "."
 
 
