@@ -117,12 +117,18 @@ def run_dir(logdir: Path) -> Path:
     return only
 
 
-def do_row(name: str, quick: bool, lock: str | None, done: dict[str, dict[str, Path]]) -> dict[str, object]:
-    """Train a row's runs (or reuse another row's) and evaluate; the row's record."""
+def do_row(name: str, quick: bool, lock: str | None, done: dict[str, dict[str, Path]],
+           trained: dict[str, object] | None = None) -> dict[str, object]:
+    """Train a row's runs (or reuse another row's, or with ``trained`` the record of an earlier
+    training of this row) and evaluate; the row's record."""
     row = ROWS[name]
     runs: dict[str, Path] = dict(done.get(str(row.get("needs", "")), {}))
     record: dict[str, object] = {"name": name, "train": [], "eval": []}
-    for run_name, (cmd, seconds) in dict(row.get("train", {})).items():  # type: ignore[call-overload]
+    if trained is not None:
+        record["train"] = trained["train"]
+        for run_name in dict(row.get("train", {})):  # type: ignore[call-overload]
+            runs[run_name] = run_dir(OUT / name / run_name)
+    for run_name, (cmd, seconds) in dict(row.get("train", {}) if trained is None else {}).items():  # type: ignore[call-overload]
         logdir = OUT / name / run_name
         if logdir.exists():
             subprocess.run(["rm", "-rf", str(logdir)], check=True)
@@ -221,6 +227,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="seconds-long budgets and 20 tasks: a pipeline check")
     parser.add_argument("--lock", help="flock this file around every command")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from the saved records")
+    parser.add_argument("--eval-only", action="store_true", help="evaluate the runs trained before (saved records)")
     args = parser.parse_args()
     if args.report_only:
         write_report(json.loads((OUT / "records.json").read_text()), args.quick)
@@ -231,9 +238,10 @@ def main() -> None:
         if need and need not in names:
             names.insert(names.index(name), str(need))
     done: dict[str, dict[str, Path]] = {}
+    before = {r["name"]: r for r in json.loads((OUT / "records.json").read_text())} if args.eval_only else {}
     records = []
     for name in names:
-        records.append(do_row(name, args.quick, args.lock, done))
+        records.append(do_row(name, args.quick, args.lock, done, before.get(name) if args.eval_only else None))
         (OUT / "records.json").write_text(json.dumps(records, indent=2) + "\n")
     write_report(records, args.quick)
 

@@ -200,6 +200,19 @@ def table(reports: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def method_name(agent: Agent) -> str:
+    """An agent's name in the comparison: its algorithm, and the variant when the config makes
+    one (Meta-SGD, MAML-PG's pretrained policy, first-order MAML)."""
+    config = agent.config
+    if getattr(config, "meta_sgd", False):
+        return f"{agent.name} (meta-sgd)"
+    if agent.name == "maml_pg" and getattr(config, "inner_steps", 1) == 0:
+        return "maml_pg (pretrained)"
+    if getattr(config, "first_order", False):
+        return f"{agent.name} (first order)"
+    return agent.name
+
+
 def role_of(agent: Agent) -> str:
     """What a run's agent stands for in the comparison."""
     if not agent.learns:
@@ -218,7 +231,7 @@ def load_method(run_dir: Path, imports: Sequence[str]) -> Method:
     agent = spec.build_agent(setup_torch(spec.run))
     checkpoint = run_dir / "checkpoints" / CHECKPOINT
     restore_agent(agent, load_checkpoint(checkpoint), checkpoint)
-    return Method(agent.name, role_of(agent), agent)
+    return Method(method_name(agent), role_of(agent), agent)
 
 
 def methods_beside(runs: Sequence[Method], family: TaskFamily[Any], family_id: str, seed: int,

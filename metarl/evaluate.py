@@ -163,7 +163,7 @@ def evaluate_protocol(agent: Agent, run_dir: Path, family: TaskFamily[Any], fami
     if target is not None:
         adaptation.check_transfer(agent, source, target, ev.target)
         family, family_id = target, family_spec(ev.target).id
-    runs = [adaptation.Method(agent.name, adaptation.role_of(agent), agent)]
+    runs = [adaptation.Method(adaptation.method_name(agent), adaptation.role_of(agent), agent)]
     for other in ev.beside:
         method = adaptation.load_method(Path(other), imports)
         if any(m.name == method.name for m in runs):
