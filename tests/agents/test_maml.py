@@ -140,7 +140,7 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     # --split ood runs the adaptation protocol: MAML is scored after its 3 steps at each shot count.
     assert report["algo"] == "maml" and report["score_name"] == "query_mse_shots_5" and report["num_tasks"] == 30
     assert [p["x"] for p in report["curve"]] == [1, 2, 5, 10]
-    assert [m["name"] for m in report["methods"]] == ["maml", "scratch"]
+    assert [m["name"] for m in report["methods"]] == ["maml (meta-sgd)", "scratch"]
     assert "query_mse_shots_5" in capsys.readouterr().out
     assert evaluate.main([str(run), "--split", "test", "--num-tasks", "30", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
