@@ -128,18 +128,19 @@ def classify_with_support_statistics(
     """Like :func:`classify_by_features`, after re-estimating the batch-norm statistics of
     ``norms`` on each task's ``k``-shot support set (test-time adaptation without labels:
     the statistics of the target domain replace the training domain's). The queries are
-    not used to estimate them. The layers' own statistics are restored afterwards."""
-    b, q = episode.support_y.shape[0], episode.query_x.shape[1]
+    not used to estimate them. Features are computed task by task (each task has its own
+    statistics), predictions for all tasks at once. The layers' own statistics are restored
+    afterwards."""
     ways = episode_ways(episode)
     saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
-    out = torch.empty(len(ks), b, q, dtype=torch.int64)
+    sy = episode.support_y.to(device)
+    out = []
     try:
-        for i in range(b):
-            sy = episode.support_y[i : i + 1].to(device)
-            query = episode.query_x[i].to(device)
-            for j, k in enumerate(ks):
-                pos = first_shots(sy, ways, k)[0]
-                support = episode.support_x[i].to(device)[pos]
+        for k in ks:
+            pos = first_shots(sy, ways, k)
+            fs, fq = [], []
+            for i in range(len(pos)):
+                support = episode.support_x[i].to(device)[pos[i]]
                 for m in norms:
                     m.reset_running_stats()
                     m.momentum = None  # a cumulative average: exactly the support set's statistics
@@ -147,9 +148,11 @@ def classify_with_support_statistics(
                 features(support)
                 for m in norms:
                     m.eval()
-                out[j, i] = predict(features(support)[None], sy[:, pos], features(query)[None], ways)[0].cpu()
+                fs.append(features(support))
+                fq.append(features(episode.query_x[i].to(device)))
+            out.append(predict(torch.stack(fs), sy.gather(1, pos), torch.stack(fq), ways).cpu())
     finally:
         for m, (momentum, state) in zip(norms, saved, strict=True):
             m.momentum = momentum
             m.load_state_dict(state)
-    return out
+    return torch.stack(out)
