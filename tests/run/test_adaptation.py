@@ -7,10 +7,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from metarl import adaptation, evaluate, train
 from metarl.core.errors import UsageError
 from metarl.core.registry import algo_spec, family_specs, make_family
+from metarl.fewshot.evaluation import first_shots
 from metarl.run.logger import read_scalars
 from tests.helpers import TINY_RL2, exits_2, only_run
 
@@ -125,3 +127,35 @@ def test_a_bad_eval_shift_fails_before_training(tmp_path):
                                          "shifts: prior"):
         train.main([*TINY_RL2, "--logdir", str(tmp_path), "--eval-shift", "mass:2"])
     assert not list(tmp_path.iterdir())
+
+
+def test_support_statistics_adapt_and_restore_batch_norm(tiny_omniglot):
+    family = make_family("metarl/Omniglot-v0", data_root=str(tiny_omniglot), ways=3, queries=2)
+    cls = algo_spec("protonet").load()
+    agent = cls(cls.config_class(channels=4), family, seed=0)
+    norms = agent.norm_layers()
+    assert norms
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
+    tasks = family.sample_tasks(4, "test", shift=("invert",))
+    episode = family.sample_episodes(tasks, 2, 2, np.random.default_rng(0))
+    plain = agent.classify_shots(episode, [1, 2])
+    agent.support_statistics = True
+    adapted = agent.classify_shots(episode, [1, 2])
+    agent.support_statistics = False
+    assert adapted.shape == plain.shape == (2, 4, 6)
+    for m, state in zip(norms, before, strict=True):
+        assert all(torch.equal(v, state[k]) for k, v in m.state_dict().items())
+    # One task by hand: statistics of its 1-shot support, then the prototypes' nearest class.
+    pos = first_shots(episode.support_y[:1], 3, 1)[0]
+    support = episode.support_x[0][pos]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    with torch.no_grad():
+        agent.features(support)
+        for m in norms:
+            m.eval()
+        expected = agent.predict(agent.features(support)[None], episode.support_y[:1, pos],
+                                 agent.features(episode.query_x[0])[None], 3)[0]
+    assert torch.equal(adapted[0, 0], expected)
