@@ -11,7 +11,7 @@ import torch
 
 from metarl import adaptation, evaluate, train
 from metarl.core.errors import UsageError
-from metarl.core.registry import algo_spec, family_specs, make_family
+from metarl.core.registry import algo_spec, family_specs, list_algos, make_family
 from metarl.fewshot.evaluation import first_shots
 from metarl.run.logger import read_scalars
 from tests.helpers import TINY_RL2, exits_2, only_run
@@ -96,11 +96,12 @@ def test_training_logs_out_of_distribution_evaluations(tmp_path):
     assert report["split"] == "test" and report["shift"] == ["prior:0.5"]
 
 
-SUPERVISED = ["protonet", "siamese", "finetune", "nearest_neighbour", "maml", "lstm"]
+SUPERVISED = [a.name for a in list_algos() if a.kind == "supervised"]
 
 
 @pytest.mark.parametrize("algo", SUPERVISED)
 def test_every_supervised_agent_runs_the_protocol(algo, tiny_omniglot):
+    assert len(SUPERVISED) >= 6
     family = make_family("metarl/Omniglot-v0", data_root=str(tiny_omniglot), ways=3, queries=2)
     cls = algo_spec(algo).load()
     agent = cls(cls.config_class(), family, seed=0)
