@@ -117,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     if bench.benchmark:
         return score_benchmark(agent, agent_cls.name, family, family_id, bench, Path(ev.json) if ev.json else (
             default_json.with_name(f"{bench.benchmark}.json") if default_json is not None else None))
-    tasks = family.sample_tasks(ev.num_tasks, ev.split, task_rng(ev.seed, ev.split))
+    limit = agent.eval_task_limit()
+    num_tasks = ev.num_tasks if limit is None else min(limit, ev.num_tasks)
+    if num_tasks < ev.num_tasks:
+        print(f"{agent_cls.name} trains on each task it is evaluated on: evaluating the first {num_tasks} of "
+              f"--num-tasks {ev.num_tasks}", file=sys.stderr)
+    tasks = family.sample_tasks(num_tasks, ev.split, task_rng(ev.seed, ev.split))
     result = agent.evaluate(tasks, seed=ev.seed)
     report = result.report(family_id, agent_cls.name, ev.split)
     report["family_kwargs"] = family.kwargs()
