@@ -110,15 +110,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--skip", nargs="*", default=[],
-                        help="rows to skip: rl2, rppo-default, rppo-small (LSTM 64, gamma 0.9), rppo-tuned")
+                        help="rows to skip: rl2, rppo-default, rppo-small (LSTM 64, gamma 0.9), rppo-tuned, rppo-wide")
     args = parser.parse_args()
     torch.set_num_threads(1)
     family = metarl.make_family("metarl/Bandit-v0", k=args.k, n=args.n)
     tasks = family.sample_tasks(args.tasks, "test", metarl.task_rng(0, "test"))
     print(f"metarl/Bandit-v0 k={args.k} n={args.n}, {args.minutes:g} min each, seed {args.seed}, "
           f"load average at start {os.getloadavg()[0]:.2f}\n")
-    print("| method | config | env steps | steps/s | held-out mean total reward (95% CI) |")
-    print("|---|---|---|---|---|")
+    print("| method | config | env steps | steps/s | held-out mean total reward (95% CI) | load average |")
+    print("|---|---|---|---|---|---|")
     rows = [
         ("rl2", "metarl RL²", "GRU 64, 1,024 trials in lockstep, PPO", lambda: train_rl2(family, args.minutes, args.seed, RL2Config(hidden_size=64, lr=3e-3))),
         ("rppo-default", "RecurrentPPO", "defaults (LSTM 256), 8 envs", lambda: train_recurrent_ppo(family, args.minutes, args.seed, 256, 0.99, 8)),
@@ -126,15 +126,19 @@ def main() -> None:
         ("rppo-tuned", "RecurrentPPO", "tuned: LSTM 32, MLP 32, 32 trials x 200 steps, 2 epochs, one minibatch, "
          "lr 1e-3, gamma 0.9, lambda 1, batched env",
          lambda: train_recurrent_ppo(family, args.minutes, args.seed, **TUNED)),
+        ("rppo-wide", "RecurrentPPO", "tuned, 64 trials x 200 steps",
+         lambda: train_recurrent_ppo(family, args.minutes, args.seed, **{**TUNED, "n_envs": 64, "batch_size": 6400})),
     ]
     for key, name, config, fn in rows:
         if key in args.skip:
             continue
+        load = os.getloadavg()[0]
         model, steps, seconds = fn()
         policy = model.trial_policy(1) if isinstance(model, RL2) else RecurrentPPOTrialPolicy(model, args.k)
         scores = run_trials(policy, family, tasks, seed=1).returns.sum(axis=1)
         m, ci = mean_ci95(scores)
-        print(f"| {name} | {config} | {steps:,} | {steps / seconds:,.0f} | {m:.2f} ± {ci:.2f} |", flush=True)
+        print(f"| {name} | {config} | {steps:,} | {steps / seconds:,.0f} | {m:.2f} ± {ci:.2f} | "
+              f"{load:.2f} → {os.getloadavg()[0]:.2f} |", flush=True)
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -78,8 +78,11 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path | None = None, title:
     groups = list(dict.fromkeys(label(r) for r, _ in loaded))
     colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
     kinds = list(dict.fromkeys((r["x_name"], r["curve_name"]) for r, _ in loaded))
-    learning = {i: learning_curve(d) for i, (_, d) in enumerate(loaded) if d is not None}
-    learning = {i: c for i, c in learning.items() if c is not None}
+    learning: dict[int, tuple[list[int], list[float], list[float], list[float]]] = {}
+    for i, (_, run_dir) in enumerate(loaded):
+        curve = learning_curve(run_dir) if run_dir is not None else None
+        if curve is not None:
+            learning[i] = curve
     panels = len(kinds) + (1 if learning else 0)
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.8), dpi=110, squeeze=False)
     for ax, (x_name, curve_name) in zip(axes[0], kinds, strict=False):

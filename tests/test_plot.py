@@ -28,3 +28,19 @@ def test_plot_draws_one_band_per_run_grouped_by_algorithm(tmp_path, capfd):
     assert code == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, err = run_command(plot.main, [str(tmp_path / "missing")], capfd)
     assert code == 2 and "no such file" in err
+
+
+def test_a_run_directory_adds_its_learning_curve_from_tensorboard(tmp_path, capfd):
+    from metarl import train
+    from tests.helpers import only_run
+
+    argv = ["--algo", "ppo", "--env", "metarl/Nav2D-v0", "--horizon", "10", "--total-env-steps", "384",
+            "--num-envs", "4", "--n-steps", "32", "--batch-size", "32", "--eval-every", "1", "--eval-tasks", "10",
+            "--no-compare", "--no-progress", "--logdir", str(tmp_path / "runs")]
+    code, err = run_command(train.main, argv, capfd)
+    assert code == 0, err
+    run = only_run(tmp_path / "runs")
+    fig = plot.plot_runs([run])
+    assert [ax.get_xlabel() for ax in fig.axes] == ["episode", "training environment steps"]
+    (line,) = fig.axes[1].get_lines()
+    assert list(line.get_xdata()) == [128, 256, 384]  # two periodic evaluations and the final one

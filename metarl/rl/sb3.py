@@ -29,6 +29,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from metarl.core.registry import make_family
 from metarl.core.seeding import check_split
+from metarl.rl.array_family import ArrayRLFamily, BatchedTaskEnv
 from metarl.rl.family import RLFamily
 from metarl.rl.wrappers import PreviousStep, TaskObservationVecEnv
 
@@ -91,7 +92,7 @@ class SB3VecEnv(VecEnv):
         oracle: append each sub-env's task parameters to its observations.
         trial_episodes: if > 0, one SB3 episode is a trial of this many episodes in one task,
             observing ``[obs, previous action, reward, done]``; the trial ends terminated.
-        render_mode: ``"rgb_array"`` (families that draw frames) or None.
+        render_mode: ``"rgb_array"`` (array families that draw frames, e.g. Nav2D) or None.
     """
 
     def __init__(
@@ -136,6 +137,9 @@ class SB3VecEnv(VecEnv):
             tasks = [family.default_task()] * num_envs
         # DISABLED autoreset: this adapter resets ended sub-envs itself, after giving them new tasks.
         inner = family.make_vec_env(num_envs, tasks, autoreset_mode=AutoresetMode.DISABLED)
+        if render_mode is not None and not isinstance(inner, BatchedTaskEnv):
+            raise ValueError(f"SB3VecEnv draws the sub-envs of array families; {type(family).__name__} steps "
+                             "simulators: render one of its single envs, family.make_env(task, render_mode=...)")
         self.venv: Any = TaskObservationVecEnv(inner) if oracle else inner
         self.trial_episodes = trial_episodes
         obs_space = self.venv.single_observation_space
@@ -255,14 +259,12 @@ class SB3VecEnv(VecEnv):
         if self._render_mode != "rgb_array":
             return None
         inner = self.venv.env if isinstance(self.venv, TaskObservationVecEnv) else self.venv
-        family: Any = self.family
-        if hasattr(inner, "_state") and hasattr(family, "render_rgb"):  # an array family's BatchedTaskEnv
-            one = slice(index, index + 1)
-            params = {k: v[one] for k, v in inner._params.items()}
-            state = {k: v[one] for k, v in inner._state.items()}
-            frame: np.ndarray | None = family.render_rgb(params, state)
-            return frame
-        return None
+        assert isinstance(inner, BatchedTaskEnv) and isinstance(self.family, ArrayRLFamily)
+        # The family draws the first sub-env of a batch: hand it a batch of one, sub-env ``index``.
+        one = slice(index, index + 1)
+        params = {k: v[one] for k, v in inner._params.items()}
+        state = {k: v[one] for k, v in inner._state.items()}
+        return self.family.render_rgb(params, state)
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         return [self.render_sub_env(i) for i in range(self.num_envs)]

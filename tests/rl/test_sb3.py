@@ -188,3 +188,9 @@ def test_bad_arguments_are_refused_clearly():
         SB3VecEnv(metarl.make_family("metarl/Bandit-v0"), k=3)
     with pytest.raises(ValueError, match="unknown split"):
         SB3VecEnv("metarl/Bandit-v0", split="validation")
+
+
+def test_simulator_families_are_rendered_through_their_single_envs():
+    pytest.importorskip("mujoco")
+    with pytest.raises(ValueError, match="render one of its single envs"):
+        SB3VecEnv("metarl/HalfCheetahVel-v0", num_envs=1, render_mode="rgb_array")
