@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if bench.benchmark:
         return score_benchmark(agent, agent_cls.name, family, family_id, bench, Path(ev.json) if ev.json else (
             default_json.with_name(f"{bench.benchmark}.json") if default_json is not None else None))
-    limit = agent.eval_task_limit()
-    num_tasks = ev.num_tasks if limit is None else min(limit, ev.num_tasks)
+    num_tasks = agent.eval_task_count(ev.num_tasks)
     if num_tasks < ev.num_tasks:
         print(f"{agent_cls.name} trains on each task it is evaluated on: evaluating the first {num_tasks} of "
               f"--num-tasks {ev.num_tasks}", file=sys.stderr)

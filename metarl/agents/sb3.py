@@ -221,8 +221,8 @@ class SB3Agent(TrialAgent):
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def eval_task_limit(self) -> int | None:
-        return self.config.scratch_tasks if self.config.mode == "scratch" else None
+    def eval_task_count(self, requested: int) -> int:
+        return min(requested, self.config.scratch_tasks) if self.config.mode == "scratch" else requested
 
     def _run(self, model: Any, env: SB3VecEnv, tasks: Sequence[Task], seed: int) -> np.ndarray:
         """Per-task, per-episode returns of one trial of ``model`` (trained on ``env``) in each task."""

@@ -98,11 +98,11 @@ class Agent(abc.ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 (non-learners have no state)
         """Restore :meth:`state_dict` output."""
 
-    def eval_task_limit(self) -> int | None:
-        """Most held-out tasks one evaluation should take (None: no limit). Agents whose
-        evaluation trains on each task (a policy learned from scratch) set it; the trainer and
-        ``metarl.evaluate`` then evaluate the first this many tasks."""
-        return None
+    def eval_task_count(self, requested: int) -> int:
+        """How many of ``requested`` held-out tasks an evaluation takes (the trainer and
+        ``metarl.evaluate`` evaluate the first this many): all of them, unless the agent's
+        evaluation trains on each task (a policy learned from scratch) and caps them."""
+        return requested
 
     @abc.abstractmethod
     def evaluate(self, tasks: Sequence[Task], seed: int = 0) -> EvalResult:

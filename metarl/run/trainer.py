@@ -97,8 +97,7 @@ class Trainer:
     def evaluate(self, logger: RunLogger, final: bool) -> dict[str, Any]:
         """Evaluate on the run's held-out test tasks; log, and write files when final."""
         if not self.eval_task_list:
-            limit = self.agent.eval_task_limit()
-            count = self.run.eval_tasks if limit is None else min(limit, self.run.eval_tasks)
+            count = self.agent.eval_task_count(self.run.eval_tasks)
             self.eval_task_list = self.agent.family.sample_tasks(count, "test", task_rng(self.run.seed, "test"))
         result = self.agent.evaluate(self.eval_task_list, seed=self.eval_seed)
         report = result.report(self.family_id, self.algo, "test")
