@@ -153,7 +153,7 @@ class SB3Agent(TrialAgent):
         if config.mode != "scratch":
             self.env = self._vec_env(seed=seed)
             self.model = self._new_model(self.env, seed)
-            self.streams = Streams(task_rng=self.env._task_rng)
+            self.streams = Streams(task_rng=self.env.task_rng)
 
     # -- what differs between algorithms ------------------------------------------------------
 

@@ -158,6 +158,11 @@ class SB3VecEnv(VecEnv):
         """The sub-envs' current tasks."""
         return list(self.venv.tasks)
 
+    @property
+    def task_rng(self) -> np.random.Generator:
+        """The generator tasks are drawn from (saved in checkpoints of agents training on this env)."""
+        return self._task_rng
+
     def set_task(self, index: int, task: Any) -> None:
         """Fix sub-env ``index``'s task from its next reset on."""
         tasks = self.tasks
@@ -179,7 +184,8 @@ class SB3VecEnv(VecEnv):
     def reset(self) -> np.ndarray:
         """Reset every sub-env (new tasks where drawn); seeds set by :meth:`seed` apply now."""
         if self._seeds[0] is not None:  # SB3's seed(s) gives sub-env i seed s + i; the first fixes all
-            self._task_rng = np.random.default_rng(self._seeds[0])
+            # Reseeded in place: whoever holds the generator (an agent's checkpointed streams) keeps it.
+            self._task_rng.bit_generator.state = np.random.default_rng(self._seeds[0]).bit_generator.state
             self._env_seed = self._seeds[0]
         self._draw_tasks(np.arange(self.num_envs))
         obs, info = self.venv.reset(seed=self._env_seed)

@@ -115,6 +115,9 @@ def test_seeds_fix_tasks_and_outcomes_and_sb3_seed_reseeds_at_the_next_reset():
     np.testing.assert_array_equal(a[0], b[0])
     assert a[1] == b[1] == rollout(c)[1]
     assert rollout(SB3VecEnv("metarl/Bandit-v0", num_envs=4, seed=4))[1] != a[1]
+    held = c.task_rng
+    c.seed(3)
+    assert rollout(c)[1] == a[1] and c.task_rng is held  # reseeded in place
 
 
 def test_oracle_observations_carry_the_task_in_training_and_in_trials():
