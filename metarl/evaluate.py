@@ -127,8 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             default_json.with_name(f"{bench.benchmark}.json") if default_json is not None else None))
     if first.run_dir and ev.protocol and not bench.benchmark:
         return evaluate_protocol(agent, Path(first.run_dir), family, family_id, ev, target_family, first.imports)
+    num_tasks = agent.eval_task_count(ev.num_tasks)
+    if num_tasks < ev.num_tasks:
+        print(f"{agent_cls.name} trains on each task it is evaluated on: evaluating the first {num_tasks} of "
+              f"--num-tasks {ev.num_tasks}", file=sys.stderr)
     try:
-        tasks = family.sample_tasks(ev.num_tasks, ev.split, task_rng(ev.seed, ev.split), shift=ev.shift)
+        tasks = family.sample_tasks(num_tasks, ev.split, task_rng(ev.seed, ev.split), shift=ev.shift)
     except ValueError as exc:
         raise UsageError(f"--shift on {family_id}: {exc}") from None
     result = agent.evaluate(tasks, seed=ev.seed)

@@ -86,3 +86,11 @@ def test_the_readme_python_snippet_runs():
     readme = (ROOT / "README.md").read_text()
     (snippet,) = [code for code in re.findall(r"```python\n(.*?)```", readme, re.S) if "make_vec" in code]
     exec(compile(snippet, "README.md", "exec"), {})
+
+
+def test_the_readme_trains_sb3_ppo_in_three_lines():
+    readme = (ROOT / "README.md").read_text()
+    (snippet,) = [code for code in re.findall(r"```python\n(.*?)```", readme, re.S) if "SB3VecEnv" in code]
+    assert len([line for line in snippet.splitlines() if line.strip()]) == 3
+    small = snippet.replace("learn(100_000)", "learn(256)").replace("num_envs=16", "num_envs=1")  # one 2,048-step rollout
+    exec(compile(small, "README.md", "exec"), {})

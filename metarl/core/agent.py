@@ -98,6 +98,12 @@ class Agent(abc.ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 (non-learners have no state)
         """Restore :meth:`state_dict` output."""
 
+    def eval_task_count(self, requested: int) -> int:
+        """How many of ``requested`` held-out tasks an evaluation takes (the trainer and
+        ``metarl.evaluate`` evaluate the first this many): all of them, unless the agent's
+        evaluation trains on each task (a policy learned from scratch) and caps them."""
+        return requested
+
     @abc.abstractmethod
     def evaluate(self, tasks: Sequence[Task], seed: int = 0) -> EvalResult:
         """Adapt to each task and report the adaptation curve and score."""

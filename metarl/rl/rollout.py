@@ -153,8 +153,12 @@ def run_trials(
     episodes: int | None = None,
     seed: int = 0,
     batch_size: int = 4096,
+    wrap: Callable[[TaskVectorEnv[Any]], TaskVectorEnv[Any]] | None = None,
 ) -> Trials:
     """Run one trial of ``episodes`` episodes (default: the family's) in each task.
+
+    ``wrap`` transforms each batched env before the policy sees it (e.g.
+    :class:`~metarl.rl.wrappers.TaskObservationVecEnv`, the oracle's observations).
 
     Tasks are processed in batches of ``batch_size`` sub-envs (fewer for a family whose
     environments are large: :meth:`RLFamily.eval_batch`); batch ``b`` resets its env with seed
@@ -166,6 +170,8 @@ def run_trials(
     for b, start in enumerate(range(0, len(tasks), batch_size)):
         chunk = list(tasks[start : start + batch_size])
         env = family.make_vec_env(len(chunk), chunk, autoreset_mode=AutoresetMode.SAME_STEP)
+        if wrap is not None:
+            env = wrap(env)
         trials = collect(env, policy, episodes, family.max_episode_steps, seed + b)
         env.close()
         returns.append(trials.returns)

@@ -69,6 +69,21 @@ def write_eval(result: EvalResult, report: dict[str, Any], json_path: Path, png_
     plt.close(plot_curve(result, title, png_path))
 
 
+def flatten_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, float | int | str | bool]:
+    """A nested config as the flat ``{"section.name": value}`` the HParams plugin takes:
+    numbers, strings and booleans as they are, anything else (lists, None) as its JSON text."""
+    flat: dict[str, float | int | str | bool] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_hparams(value, name + "."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = json.dumps(value)
+    return flat
+
+
 class RunLogger:
     """A TensorBoard writer that knows metarl's tags and curve layout."""
 
@@ -118,6 +133,21 @@ class RunLogger:
             }
         )
         self._layout_written = True
+
+    def hparams(self, config: dict[str, Any], metrics: dict[str, float], step: int) -> None:
+        """Record a run's settings and final metrics for TensorBoard's HParams tab.
+
+        ``config`` is flattened (``agent.lr``, ``family.k``, ...); the metrics are also written as
+        scalars under ``hparams/``, the tags the HParams tab reads them from. Written into the
+        run's own event files (``SummaryWriter.add_hparams`` would make a second run directory).
+        """
+        from torch.utils.tensorboard.summary import hparams
+
+        tags = {f"hparams/{name}": float(value) for name, value in metrics.items()}
+        self.scalars(tags, step)
+        writer = self.writer._get_file_writer()
+        for summary in hparams(flatten_hparams(config), tags):
+            writer.add_summary(summary)
 
     def text(self, tag: str, text: str, step: int = 0) -> None:
         """Write a text summary (e.g. the resolved config)."""

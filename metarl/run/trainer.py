@@ -98,8 +98,8 @@ class Trainer:
     def evaluate(self, logger: RunLogger, final: bool) -> dict[str, Any]:
         """Evaluate on the run's held-out test tasks; log, and write files when final."""
         if not self.eval_task_list:
-            self.eval_task_list = self.agent.family.sample_tasks(self.run.eval_tasks, "test",
-                                                                 task_rng(self.run.seed, "test"))
+            count = self.agent.eval_task_count(self.run.eval_tasks)
+            self.eval_task_list = self.agent.family.sample_tasks(count, "test", task_rng(self.run.seed, "test"))
         result = self.agent.evaluate(self.eval_task_list, seed=self.eval_seed)
         report = result.report(self.family_id, self.algo, "test")
         score = report["score"]
@@ -277,10 +277,20 @@ class Trainer:
                   f"{self.run_dir}{imports}", file=sys.stderr)
             return 128 + int(self._signal)
         report = self.evaluate(logger, final=True)
+        self._write_hparams(logger, report)
         logger.close()
         self.final_report = report
         print(json.dumps({"run_dir": str(self.run_dir), "score_name": report["score_name"], "score": report["score"]}))
         return 0
+
+    def _write_hparams(self, logger: RunLogger, report: dict[str, Any]) -> None:
+        """The run's config (``config.json`` less the command and imports) and final figures, for
+        TensorBoard's HParams tab."""
+        config = json.loads((self.run_dir / "config.json").read_text())
+        config = {k: v for k, v in config.items() if k not in ("command", "imports")}
+        metrics = {"score": report["score"]["mean"], "score_ci95": report["score"]["ci95"],
+                   "env_steps": self.env_steps, "train_seconds": self.elapsed, "iterations": self.iteration}
+        logger.hparams(config, metrics, self._step())
 
     def _save_or_diverge(self) -> None:
         try:

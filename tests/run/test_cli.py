@@ -180,7 +180,7 @@ def test_command_line_errors_exit_2_without_traceback():
 def test_console_scripts_handle_errors_as_python_m_does(monkeypatch, capsys):
     scripts = {ep.name: ep.value for ep in importlib.metadata.distribution("metarl").entry_points
                if ep.group == "console_scripts"}
-    assert set(scripts) == {"metarl-train", "metarl-evaluate", "metarl-check", "metarl-list"}
+    assert set(scripts) == {"metarl-train", "metarl-evaluate", "metarl-check", "metarl-list", "metarl-plot"}
     for target in scripts.values():
         module, _, func = target.partition(":")
         assert callable(getattr(importlib.import_module(module), func)), target
