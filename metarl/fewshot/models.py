@@ -147,6 +147,28 @@ def encoder(family: SupervisedFamily[Any], hidden: Sequence[int], filters: int, 
     return nn.Sequential(mlp(dims), nn.ReLU()), dims[-1]
 
 
+def input_encoder(family: SupervisedFamily[Any], hidden: Sequence[int], filters: int) -> tuple[nn.Module, int]:
+    """The black-box learners' encoder: :class:`Conv4` (ordinary batch norm, channels-last on
+    CPU) for images ``(C, H, W)``, else an MLP with a ReLU on its output; returns it and its
+    feature size.
+
+    Unlike :func:`encoder` it needs no second derivatives, so it uses the fused batch norm:
+    on 2 CPU cores that is several times faster than :class:`TaskBatchNorm2d` under ``vmap``.
+    """
+    if len(family.input_shape) == 3:
+        Conv4.check_input(tuple(family.input_shape))
+        body = Conv4(family.input_shape[0], filters)
+        return nn.Sequential(ChannelsLast(), body), body.out_features(tuple(family.input_shape))
+    return encoder(family, hidden, filters)
+
+
+class ChannelsLast(nn.Module):
+    """Puts 4-d image batches in the channels-last layout on CPU (see :func:`fast_layout`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return as_layout(x, x.device)
+
+
 def predictor(family: SupervisedFamily[Any], hidden: Sequence[int], filters: int, strided: bool = False) -> nn.Module:
     """The family's prediction model: an MLP (``hidden`` units) for vector inputs, Conv-4
     and a linear head for images; ``num_outputs`` outputs."""
