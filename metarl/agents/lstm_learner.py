@@ -19,16 +19,18 @@ MLP of ``[h, enc(x_q)]`` must learn to multiply the two to compare a query with 
 state holds, which it had not started to do after 72 meta-batches on Omniglot
 (``experiments/RESULTS.md``); with the bilinear term, a state that sums the label (x)
 feature pairs (what the input above offers) holds class means, and the readout compares
-the query with them from the first updates.
+the query with them from the first updates: in 4 minutes on Omniglot 5-way 1-shot it reached
+33.8% held-out accuracy where the MLP alone stayed at chance (``experiments/RESULTS.md``).
 
 Shared with SNAIL (:mod:`metarl.fewshot.sequence`): the reading order (rounds of one
-example per class), the input encoder, training on the query loss after every
-``k = 1 .. shots`` rounds, evaluation and checkpoints.
+example per class), the input encoder, training on the query loss after ``k`` = 1, 2, 5,
+10, ... and ``shots`` rounds, evaluation and checkpoints.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -66,7 +68,7 @@ class RecurrentLearner(SequenceModel):
                                   nn.Linear(config.hidden_size, self.outputs))
         self.readout = nn.Linear(config.hidden_size, self.outputs * feat) if config.bilinear else None
 
-    def forward(self, episode: Episode, ways: int) -> torch.Tensor:
+    def forward(self, episode: Episode, ways: int, rounds: Sequence[int]) -> torch.Tensor:
         fs, fq = self.encode(episode)
         n_support, n_query = fs.shape[1], fq.shape[1]
         labels = self.label_input(episode.support_y)
@@ -83,8 +85,8 @@ class RecurrentLearner(SequenceModel):
             prev = pairs[:, t]
             if (t + 1) % ways == 0:
                 states.append((h, c, prev))
-        # Every query from every state, in one batched step: [tasks, K+1, queries, ...].
-        hs, cs, prevs = (torch.stack(s, 1) for s in zip(*states, strict=True))
+        # Every query from the state after each of the rounds, in one batched step: [tasks, rounds, queries, ...].
+        hs, cs, prevs = (torch.stack(s, 1) for s in zip(*[states[k] for k in rounds], strict=True))
         k1 = hs.shape[1]
         q = fq[:, None].expand(-1, k1, -1, -1)
         inp = torch.cat([q, prevs[:, :, None].expand(-1, -1, n_query, -1)], -1)

@@ -18,7 +18,7 @@ block has ``ceil(log2 T)`` dense blocks of dilations 1, 2, 4, ... for sequences 
 ``T`` (the training support set plus a query).
 
 Queries are scored in parallel: every query sits at the position after the support prefix
-it is asked after (``k * ways`` examples, for every ``k = 0 .. shots``), reads the support
+it is asked after (``k * ways`` examples, for each ``k`` scored), reads the support
 positions before it (the convolutions' taps and the attention) and itself, never another
 query. Since the support positions see only earlier support positions, their activations
 are computed once for all queries and prefixes.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -143,14 +144,14 @@ class SNAILNet(SequenceModel):
         self.blocks = nn.ModuleList(blocks)
         self.out = nn.Linear(channels, self.outputs)
 
-    def forward(self, episode: Episode, ways: int) -> torch.Tensor:
+    def forward(self, episode: Episode, ways: int, rounds: Sequence[int]) -> torch.Tensor:
         fs, fq = self.encode(episode)
-        tasks, n_support, n_query = fs.shape[0], fs.shape[1], fq.shape[1]
+        tasks, n_query = fs.shape[0], fq.shape[1]
         labels = self.label_input(episode.support_y)
         support = torch.cat([fs, labels, torch.ones_like(labels[..., :1])], -1)
-        k1 = n_support // ways + 1
-        # Every query after every prefix of k rounds: [tasks, (K+1) * Q, D], at position k * ways.
-        prefix = (torch.arange(k1, device=fs.device) * ways).repeat_interleave(n_query)
+        k1 = len(rounds)
+        # Every query after each prefix of k rounds: [tasks, rounds * Q, D], at position k * ways.
+        prefix = (torch.tensor(list(rounds), device=fs.device) * ways).repeat_interleave(n_query)
         query = torch.cat([fq.repeat(1, k1, 1), fq.new_zeros(tasks, k1 * n_query, labels.shape[-1] + 1)], -1)
         for block in self.blocks:
             support, query = block(support, query, prefix)

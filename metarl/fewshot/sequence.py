@@ -7,12 +7,14 @@ Everything but the sequence model is shared here:
 - :func:`reading_order`: the support set in rounds (one example of each class per round, in a
   random order), so that after ``k * ways`` steps the learner has seen ``k`` shots of every
   class;
-- :class:`SequenceModel`: the model's contract, ``forward(episode, ways)`` -> query outputs
-  after every prefix of ``k = 0 .. shots`` rounds (``[tasks, shots + 1, queries, outputs]``),
+- :class:`SequenceModel`: the model's contract, ``forward(episode, ways, rounds)`` -> query
+  outputs after each prefix of ``k`` rounds in ``rounds`` (``[tasks, len(rounds), queries, outputs]``),
   and the shared input encoder (:func:`metarl.fewshot.models.input_encoder`: Conv-4 with
   ordinary batch norm for images, an MLP otherwise);
-- :class:`SequenceLearner`: training on the query loss after every ``k >= 1``, evaluation
-  (the curve over ``k``), ``classify`` and checkpoints.
+- :class:`SequenceLearner`: training on the query loss after ``k`` = 1, 2, 5, 10, ... and all
+  ``shots`` rounds (:func:`training_rounds`: every query scored after every prefix would cost
+  ``shots + 1`` query passes, 11 for 10-shot regression), evaluation (the curve over every
+  ``k = 0 .. shots``), ``classify`` and checkpoints.
 """
 
 from __future__ import annotations
@@ -95,10 +97,19 @@ class SequenceModel(nn.Module):
         feats = self.encoder(x)
         return feats[: b * s].view(b, s, -1), feats[b * s:].view(b, q, -1)
 
-    def forward(self, episode: Episode, ways: int) -> torch.Tensor:
-        """Query outputs after ``k = 0 .. shots`` rounds: ``[tasks, shots + 1, queries, outputs]``
-        (classification: the first ``ways`` logits). The support set is in reading order."""
+    def forward(self, episode: Episode, ways: int, rounds: Sequence[int]) -> torch.Tensor:
+        """Query outputs after each prefix of ``k`` rounds in ``rounds`` (``0 <= k <= shots``):
+        ``[tasks, len(rounds), queries, outputs]`` (classification: the first ``ways`` logits).
+        The support set is in reading order."""
         raise NotImplementedError
+
+
+def training_rounds(shots: int) -> list[int]:
+    """The prefixes trained on: ``k`` = 1, 2, 5, 10, 20, 50, ... up to ``shots``, and ``shots``."""
+    ks = {shots}
+    for decade in range(len(str(shots))):
+        ks |= {m * 10**decade for m in (1, 2, 5) if m * 10**decade < shots}
+    return sorted(ks)
 
 
 class SequenceLearner(FewShotAgent):
@@ -131,10 +142,14 @@ class SequenceLearner(FewShotAgent):
             return cfg.lr
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(self.iterations, cfg.iterations) / cfg.iterations))
 
-    def _run(self, episode: Episode, generator: torch.Generator) -> torch.Tensor:
+    def _run(self, episode: Episode, generator: torch.Generator, training: bool = False) -> tuple[torch.Tensor, list[int]]:
+        """Query outputs ``[tasks, len(rounds), queries, ...]`` and the rounds they follow:
+        every ``k = 0 .. shots`` (evaluation), or :func:`training_rounds`."""
         classification = self.problem == "classification"
         ways = episode_ways(episode) if classification else 1
-        return self.net(reading_order(episode, ways, generator, classification), ways)
+        shots = episode.support_x.shape[1] // ways
+        rounds = training_rounds(shots) if training else list(range(shots + 1))
+        return self.net(reading_order(episode, ways, generator, classification), ways, rounds), rounds
 
     def _curve(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and metric ``[tasks, K+1]`` of predictions ``[tasks, K+1, queries, ...]``."""
@@ -153,18 +168,16 @@ class SequenceLearner(FewShotAgent):
         cfg = self.config
         self.net.train()
         episode = self._augmented(self.train_episodes())
-        out = self._run(episode, self.generator)
+        out, rounds = self._run(episode, self.generator, training=True)
         losses, metrics = self._curve(out, episode.query_y)
-        # After 0 shots nothing is known about the task: that point is on the curve, not in the loss.
-        loss = losses[:, 1:].mean()
+        loss = losses.mean()
         norm = self.update(loss, cfg.max_grad_norm, lr=self.scheduled_lr())
         m = metrics.cpu().numpy().astype(np.float64)
         name = metric_name(self.problem)
         scalars = {"train/loss": float(loss.detach()), "train/final_loss": float(losses[:, -1].detach().mean()),
                    f"train/{name}": float(m[:, -1].mean()), "train/grad_norm": float(norm),
                    "train/lr": self.scheduled_lr()}
-        k = m.shape[1] - 1
-        curve = EvalResult("shots", list(range(k + 1)), name, m, f"{name}_shots_{k}", m[:, -1])
+        curve = EvalResult("shots", rounds, name, m, f"{name}_shots_{rounds[-1]}", m[:, -1])
         headline = {"mse" if self.problem == "regression" else "acc": float(m[:, -1].mean())}
         return IterationStats(0, scalars, self.pooled_curve(curve), headline)
 
@@ -176,7 +189,7 @@ class SequenceLearner(FewShotAgent):
         try:
             with torch.no_grad():
                 for episode in self.eval_episodes(tasks, seed):
-                    curves.append(self._curve(self._run(episode, generator), episode.query_y)[1].cpu().numpy())
+                    curves.append(self._curve(self._run(episode, generator)[0], episode.query_y)[1].cpu().numpy())
         finally:
             self.net.train()
         curve = np.concatenate(curves).astype(np.float64)
@@ -189,7 +202,7 @@ class SequenceLearner(FewShotAgent):
         self.net.eval()
         try:
             with torch.no_grad():
-                out = self._run(batch, torch_generator(0))
+                out = self._run(batch, torch_generator(0))[0]
         finally:
             self.net.train()
         labels = out[:, -1].argmax(-1)

@@ -18,6 +18,7 @@ from metarl.agents.snail import SNAIL, SNAILConfig, causal_taps
 from metarl.core.seeding import task_rng
 from metarl.fewshot.episode import Episode
 from metarl.fewshot.losses import cosine_similarities
+from metarl.fewshot.sequence import training_rounds
 from tests.agents.test_siamese_lstm import BlobFamily
 
 
@@ -80,16 +81,24 @@ def test_snail_reads_only_the_past():
     agent.net.eval()
     ep = family.sample_episodes(family.sample_tasks(2, "test"), 2, 2, np.random.default_rng(0))
     with torch.no_grad():
-        out = agent.net(ep, 3)  # support already in rounds? any order is a sequence to the net
+        out = agent.net(ep, 3, [0, 1, 2])  # any support order is a sequence to the net
         assert out.shape == (2, 3, 6, 3)
         changed = Episode(ep.support_x.clone(), ep.support_y, ep.query_x.clone(), ep.query_y)
         changed.support_x[:, 4] += 1.0  # position 4: in the second round
-        out2 = agent.net(changed, 3)
+        out2 = agent.net(changed, 3, [0, 1, 2])
         torch.testing.assert_close(out2[:, :2], out[:, :2])  # after 0 and 1 rounds: unchanged
         assert not torch.allclose(out2[:, 2], out[:, 2])
         changed.query_x[:, 0] += 1.0  # another query: no other query sees it
-        out3 = agent.net(changed, 3)
+        out3 = agent.net(changed, 3, [0, 1, 2])
         torch.testing.assert_close(out3[:, :, 1:], out2[:, :, 1:])
+
+
+def test_training_rounds_follow_the_shots_curve():
+    assert training_rounds(1) == [1]
+    assert training_rounds(5) == [1, 2, 5]
+    assert training_rounds(10) == [1, 2, 5, 10]
+    assert training_rounds(12) == [1, 2, 5, 10, 12]
+    assert training_rounds(100) == [1, 2, 5, 10, 20, 50, 100]
 
 
 def test_snail_beats_chance_on_images_and_resumes(blobs):
