@@ -79,8 +79,11 @@ FULL: dict[str, tuple[str, list[str]]] = {
     "lstm_20way": ("lstm", ["--ways", "20", "--meta-batch", "16", "--iterations", "100000"]),
     "lstm_5way": ("lstm", ["--ways", "5", "--meta-batch", "16", "--train-queries", "2", "--hidden-size", "384",
                            "--lr", "2e-3", "--iterations", "100000"]),
-    "snail_5way": ("snail", ["--ways", "5", "--meta-batch", "16", "--train-queries", "2", "--lr", "2e-3",
+    "snail_5way": ("snail", ["--ways", "5", "--meta-batch", "16", "--train-queries", "2", "--lr", "2e-3", "--width", "64",
                              "--iterations", "100000"]),
+    # The README's commands: each algorithm's defaults.
+    "protonet_default": ("protonet", []),
+    "matching_default": ("matching", []),
     # Matching networks beside ProtoNets, on the same episodes and budget.
     "matching": ("matching", ["--train-ways", "60", "--train-queries", "5", "--iterations", "2000",
                               "--lr-halve-every", "700", "--augment"]),

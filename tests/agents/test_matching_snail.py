@@ -19,17 +19,12 @@ from metarl.core.seeding import task_rng
 from metarl.fewshot.episode import Episode
 from metarl.fewshot.losses import cosine_similarities
 from metarl.fewshot.sequence import training_rounds
-from tests.agents.test_siamese_lstm import BlobFamily
+from tests.agents.test_siamese_lstm import BlobFamily, _train
 
 
 @pytest.fixture(scope="module")
 def blobs() -> BlobFamily:
     return BlobFamily()
-
-
-def _train(agent, iterations: int) -> None:
-    for _ in range(iterations):
-        agent.train_iteration()
 
 
 def test_matching_attention_sums_over_each_class_by_hand():
