@@ -86,7 +86,11 @@ class TaskBatchNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False, keepdim=True)
+        # Two plain means, not torch.var_mean: on CPU its strided reduction over (N, H, W) took
+        # 17 ms where these take 1 ms for a 32-task Conv-4 batch (a quarter of an ANIL meta-step).
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        centred = x - mean
+        var = (centred * centred).mean(dim=(0, 2, 3), keepdim=True)
         scale = torch.rsqrt(var + self.eps) * self.weight[:, None, None]  # per channel: one product on x below
         return x * scale + (self.bias[:, None, None] - mean * scale)
 
