@@ -45,7 +45,7 @@ class SNAILConfig(SequenceLearnerConfig):
     """SNAIL. Defaults suit K-shot sinusoid regression on CPU; the shots come from the family's
     ``--shots`` (and ``--queries``)."""
 
-    iterations: int = dataclasses.field(default=5_000, metadata={"help": "meta-iterations (outer updates) to train"})
+    iterations: int = dataclasses.field(default=3_000, metadata={"help": "meta-iterations (outer updates) to train"})
     width: int = dataclasses.field(
         default=32, metadata={"help": "filters per TC dense block; attention sizes scale with it (the paper: 128)"})
 
