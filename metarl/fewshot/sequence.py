@@ -114,7 +114,7 @@ def training_rounds(shots: int) -> list[int]:
 
 class SequenceLearner(FewShotAgent):
     """Base of the black-box learners: a :class:`SequenceModel` (:meth:`build_model`) trained by
-    Adam on the query loss after every ``k >= 1`` rounds of the support set."""
+    Adam on the query loss after the :func:`training_rounds` of the support set."""
 
     config: SequenceLearnerConfig
     net: SequenceModel

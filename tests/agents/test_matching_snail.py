@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import metarl
+from metarl.agents.lstm_learner import LSTMConfig, LSTMLearner
 from metarl.agents.matching import Matching, MatchingConfig, MatchingNet
 from metarl.agents.snail import SNAIL, SNAILConfig, causal_taps
 from metarl.core.seeding import task_rng
@@ -126,3 +127,19 @@ def test_sequence_learners_refuse_bad_settings():
         SNAILConfig(width=6)
     with pytest.raises(ValueError, match="--augment distorts images"):
         SNAIL(SNAILConfig(augment=True), metarl.make_family("metarl/Sinusoid-v0"))
+
+
+def test_sequence_learners_decay_the_rate_and_distort_only_training_images(blobs):
+    agent = LSTMLearner(LSTMConfig(iterations=10, lr=1e-3, lr_decay=True, augment=True, meta_batch=2, filters=4,
+                                   hidden_size=8), blobs, seed=0)
+    assert agent.scheduled_lr() == pytest.approx(1e-3)
+    agent.iterations = 5
+    assert agent.scheduled_lr() == pytest.approx(0.5e-3)
+    agent.iterations = 10
+    assert agent.scheduled_lr() == pytest.approx(0.0, abs=1e-12)
+    episode = agent.train_episodes()
+    distorted = agent._augmented(episode)
+    assert distorted.support_x.shape == episode.support_x.shape and not torch.equal(distorted.query_x, episode.query_x)
+    assert torch.equal(distorted.query_y, episode.query_y)
+    agent.iterations = 0
+    assert np.isfinite(agent.train_iteration().scalars["train/loss"])
