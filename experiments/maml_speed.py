@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from metarl.agents.maml import head_names
 from metarl.core.inner_loop import adapt_batch, forward_with, params_of
 from metarl.fewshot.models import maml_conv4, mlp
 
@@ -67,8 +68,10 @@ def loop_meta_loss(model: nn.Module, batch: tuple[torch.Tensor, ...], loss: Call
     return total / sx.shape[0]
 
 
-def vmap_meta_loss(model: nn.Module, batch: tuple[torch.Tensor, ...], loss: Callable, lr: float) -> torch.Tensor:
-    """Ours: every task at once with the shared functional inner loop."""
+def vmap_meta_loss(model: nn.Module, batch: tuple[torch.Tensor, ...], loss: Callable, lr: float,
+                   first_order: bool = False, anil: bool = False) -> torch.Tensor:
+    """Ours: every task at once with the shared functional inner loop (``--first-order`` and
+    ``--anil`` as the MAML agent's flags: the head is the model's last linear layer)."""
 
     def support(forward: Any, b: tuple[torch.Tensor, ...]) -> torch.Tensor:
         return loss(forward(b[0]), b[1])
@@ -76,7 +79,16 @@ def vmap_meta_loss(model: nn.Module, batch: tuple[torch.Tensor, ...], loss: Call
     def query(adapted: dict[str, torch.Tensor], b: tuple[torch.Tensor, ...]) -> torch.Tensor:
         return loss(forward_with(model, adapted)(b[2]), b[3])
 
-    return adapt_batch(model, params_of(model), support, batch, 1, lr, then=query).mean()
+    names = head_names(model) if anil else None
+    return adapt_batch(model, params_of(model), support, batch, 1, lr, first_order, adapt_names=names, then=query).mean()
+
+
+VARIANTS: dict[str, Callable[..., torch.Tensor]] = {
+    "vmap, first order": lambda *a: vmap_meta_loss(*a, first_order=True),
+    "vmap, ANIL (second order through the head)": lambda *a: vmap_meta_loss(*a, anil=True),
+    "vmap, ANIL, first order": lambda *a: vmap_meta_loss(*a, first_order=True, anil=True),
+}
+"""The MAML agent's speed flags (``--first-order``, ``--anil``), timed beside the second-order rows."""
 
 
 def time_it(meta_loss: Callable, setup: dict[str, Any], iterations: int) -> float:
@@ -110,12 +122,14 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20, help="timed meta-iterations per cell (median reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--variants", action="store_true", help="also time first-order and ANIL on the Conv-4 setups")
     parser.add_argument("--only", choices=["sinusoid", "conv", "conv-strided", "conv-maxpool"], default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     load = os.getloadavg()
     rows = []
+    variant_rows: list[tuple[str, str, float, float]] = []
     setups = {"sinusoid": sinusoid_setup, "conv-strided": lambda d: conv_setup(d, True),
               "conv-maxpool": lambda d: conv_setup(d, False)}
     for key, make in setups.items():
@@ -129,6 +143,9 @@ def main() -> None:
         vmapped = time_it(vmap_meta_loss, setup, args.iterations)
         tasks = setup["batch"][0].shape[0]
         rows.append((setup["name"], loop, vmapped, loop / vmapped, tasks / loop, tasks / vmapped, rel))
+        if args.variants and key != "sinusoid":
+            for name, fn in VARIANTS.items():
+                variant_rows.append((setup["name"], name, tasks / time_it(fn, setup, args.iterations), tasks / loop))
     print(f"\nMAML meta-iteration (1 second-order inner step, Adam), device {device}, {args.threads} thread(s), "
           f"torch {torch.__version__}; load average {load[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end; "
           f"median of {args.iterations} iterations\n")
@@ -136,6 +153,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, loop, vmapped, speedup, tl, tv, rel in rows:
         print(f"| {name} | {loop:.4f} | {vmapped:.4f} | {speedup:.2f}x | {tl:.0f} | {tv:.0f} | {rel:.1e} |")
+    if variant_rows:
+        print("\n| setup | variant | tasks/s | against the loop |")
+        print("|---|---|---|---|")
+        for name, variant, tv, tl in variant_rows:
+            print(f"| {name} | {variant} | {tv:.0f} | {tv / tl:.2f}x |")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -74,10 +74,24 @@ FULL: dict[str, tuple[str, list[str]]] = {
                            "--iterations", "100000"]),
     "meta_sgd_5way": ("maml", ["--ways", "5", "--meta-batch", "32", "--inner-lr", "0.4", "--eval-inner-steps", "1",
                                "--meta-sgd", "--iterations", "100000"]),
+    "anil_5way": ("maml", ["--ways", "5", "--meta-batch", "32", "--inner-lr", "0.4", "--eval-inner-steps", "3",
+                           "--anil", "--iterations", "100000"]),
     "lstm_20way": ("lstm", ["--ways", "20", "--meta-batch", "16", "--iterations", "100000"]),
-    "lstm_5way": ("lstm", ["--ways", "5", "--meta-batch", "32", "--iterations", "100000"]),
+    "lstm_5way": ("lstm", ["--ways", "5", "--meta-batch", "16", "--train-queries", "2", "--hidden-size", "384",
+                           "--lr", "2e-3", "--iterations", "100000"]),
+    "snail_5way": ("snail", ["--ways", "5", "--meta-batch", "16", "--train-queries", "2", "--lr", "2e-3", "--width", "64",
+                             "--iterations", "100000"]),
+    # The README's commands: each algorithm's defaults.
+    "protonet_default": ("protonet", []),
+    "matching_default": ("matching", []),
+    # Matching networks beside ProtoNets, on the same episodes and budget.
+    "matching": ("matching", ["--train-ways", "60", "--train-queries", "5", "--iterations", "2000",
+                              "--lr-halve-every", "700", "--augment"]),
+    "matching_20way": ("matching", ["--train-ways", "20", "--train-queries", "5", "--iterations", "6000",
+                                    "--lr-halve-every", "2000", "--augment"]),
 }
-FIXED_WAYS = {"maml_20way": 20, "maml_5way": 5, "meta_sgd_5way": 5, "lstm_20way": 20, "lstm_5way": 5}
+FIXED_WAYS = {"maml_20way": 20, "maml_5way": 5, "meta_sgd_5way": 5, "anil_5way": 5, "lstm_20way": 20, "lstm_5way": 5,
+              "snail_5way": 5}
 """Settings whose model has an N-way output layer: evaluated at that N only."""
 QUICK: dict[str, list[str]] = {
     "protonet": ["--train-ways", "20", "--train-queries", "2", "--iterations", "10", "--channels", "16"],

@@ -25,8 +25,11 @@ _BUILTINS: tuple[tuple[str, str, Literal["rl", "supervised", "any"], str], ...] 
     ("psrl", "psrl:PSRLAgent", "rl", "tabular MDPs: posterior sampling (PSRL), Dirichlet/Gaussian prior"),
     ("maml", "maml:MAML", "supervised", "MAML / Meta-SGD (--meta-sgd): few-shot learning by inner gradient steps"),
     ("protonet", "protonet:ProtoNet", "supervised", "prototypical networks: Conv-4, distance to class means"),
+    ("matching", "matching:Matching", "supervised",
+     "matching networks: cosine attention over the support set (--fce: full context embeddings)"),
     ("siamese", "siamese:Siamese", "supervised", "Siamese net: weighted-L1 similarity of pairs, nearest support"),
     ("lstm", "lstm_learner:LSTMLearner", "supervised", "LSTM meta-learner: reads (x_t, y_{t-1}), learns in its state"),
+    ("snail", "snail:SNAIL", "supervised", "SNAIL: temporal convolutions and causal attention over the support sequence"),
     ("finetune", "finetune:Finetune", "supervised", "pretrained Conv-4 classifier, new head fitted per episode"),
     ("nearest_neighbour", "nearest_neighbour:NearestNeighbour", "supervised", "1-NN on pixels"),
 )

@@ -5,7 +5,10 @@ gradient steps on the support set (eq. 1 of the MAML paper; with ``--meta-sgd`` 
 sizes are learned elementwise, eq. 3 of Meta-SGD); the meta-loss is the query loss of
 the adapted parameters, averaged over tasks, and Adam updates ``theta`` (and the step
 sizes) through the adaptation: second order by default, first order with
-``--first-order``. All tasks adapt at once (``vmap``, :mod:`metarl.core.inner_loop`).
+``--first-order``. With ``--anil`` (Raghu et al. 2020, "almost no inner loop") only the
+output layer adapts; the inner gradients then stop at the features, and the body learns
+through the query loss: on 2 CPU cores several times cheaper per meta-batch
+(``experiments/maml_speed.py``). All tasks adapt at once (``vmap``, :mod:`metarl.core.inner_loop`).
 
 The model follows the family: an MLP with two hidden layers of 40 ReLU units for
 regression (the MAML paper's sinusoid net) and the Conv-4 of the MAML paper for image
@@ -50,6 +53,8 @@ class MAMLConfig(FewShotLearnerConfig):
     meta_lr: float = dataclasses.field(default=1e-3, metadata={"help": "Adam learning rate of the meta-update"})
     lr_decay: bool = dataclasses.field(default=False, metadata={"help": "decay the meta learning rate to 0 (cosine) over training"})
     first_order: bool = dataclasses.field(default=False, metadata={"help": "first-order MAML: drop the Hessian term"})
+    anil: bool = dataclasses.field(
+        default=False, metadata={"help": "ANIL (Raghu et al. 2020): adapt only the output layer in the inner loop (second order through it)"})
     meta_sgd: bool = dataclasses.field(default=False, metadata={"help": "Meta-SGD: learn a step size per parameter"})
     per_step_lr: bool = dataclasses.field(default=False, metadata={"help": "with --meta-sgd, learn separate step sizes for each inner step"})
     eval_inner_steps: int = dataclasses.field(default=0, metadata={"help": "inner steps in evaluation, the curve's length (0: --inner-steps)"})
@@ -98,10 +103,13 @@ class MAML(InnerLoopAgent, FewShotAgent):
         with torch_seeded(seed):
             self.model = predictor(self.family, config.hidden, config.filters, config.strided).to(self.device)
         params = params_of(self.model)
+        # ANIL: only the output layer adapts; the body is meta-learned through the query loss alone.
+        self.adapt_names: list[str] | None = head_names(self.model) if config.anil else None
         self.step_sizes: StepSizes | None = None
         meta_params = list(params.values())
         if config.meta_sgd:
-            self.step_sizes = StepSizes(params, config.inner_lr, config.inner_steps, config.per_step_lr).to(self.device)
+            adapted = {n: params[n] for n in self.adapt_names} if self.adapt_names is not None else params
+            self.step_sizes = StepSizes(adapted, config.inner_lr, config.inner_steps, config.per_step_lr).to(self.device)
             meta_params += list(self.step_sizes.parameters())
         self.optimizer = torch.optim.Adam(meta_params, lr=config.meta_lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
@@ -128,7 +136,8 @@ class MAML(InnerLoopAgent, FewShotAgent):
         ``then(trajectory, (support_x, support_y, query_x, query_y))`` computed per task."""
         lrs: Any = self.step_sizes if self.step_sizes is not None else self.config.inner_lr
         return adapt_batch(self.model, params_of(self.model), self._support_loss(self._ways(episode)),
-                           dataclasses.astuple(episode), steps, lrs, first_order, return_all=True, then=then)
+                           dataclasses.astuple(episode), steps, lrs, first_order, adapt_names=self.adapt_names,
+                           return_all=True, then=then)
 
     def adapted_losses(self, episode: Episode, steps: int, first_order: bool,
                        points: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,3 +221,11 @@ class MAML(InnerLoopAgent, FewShotAgent):
     def checkpointed(self) -> dict[str, Any]:
         steps = {"step_sizes": self.step_sizes} if self.step_sizes is not None else {}
         return {"model": self.model, **steps, "optimizer": self.optimizer, "scheduler": self.scheduler}
+
+
+def head_names(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters of the model's last linear layer (its output layer)."""
+    linear = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    if not linear:
+        raise ValueError(f"--anil adapts the output layer, but {type(model).__name__} has no linear layer")
+    return [n for n, _ in model.named_parameters() if n.rpartition(".")[0] == linear[-1]]

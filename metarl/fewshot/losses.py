@@ -41,3 +41,8 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances ``[..., n, m]`` between rows of ``a [..., n, d]`` and ``b [..., m, d]``."""
     # The expansion |a|^2 + |b|^2 - 2 a.b is one matrix product: no [n, m, d] difference tensor.
     return ((a * a).sum(-1).unsqueeze(-1) + (b * b).sum(-1).unsqueeze(-2) - 2 * a @ b.transpose(-1, -2)).clamp_min(0)
+
+
+def cosine_similarities(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Cosine similarities ``[..., n, m]`` between rows of ``a [..., n, d]`` and ``b [..., m, d]``."""
+    return F.normalize(a, dim=-1, eps=eps) @ F.normalize(b, dim=-1, eps=eps).transpose(-1, -2)

@@ -86,7 +86,11 @@ class TaskBatchNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False, keepdim=True)
+        # Two plain means, not torch.var_mean: on CPU its strided reduction over (N, H, W) took
+        # 17 ms where these take 1 ms for a 32-task Conv-4 batch (a quarter of an ANIL meta-step).
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        centred = x - mean
+        var = (centred * centred).mean(dim=(0, 2, 3), keepdim=True)
         scale = torch.rsqrt(var + self.eps) * self.weight[:, None, None]  # per channel: one product on x below
         return x * scale + (self.bias[:, None, None] - mean * scale)
 
@@ -145,6 +149,28 @@ def encoder(family: SupervisedFamily[Any], hidden: Sequence[int], filters: int, 
         raise ValueError("the MLP encoder needs at least one hidden layer size")
     dims = [math.prod(family.input_shape), *hidden]
     return nn.Sequential(mlp(dims), nn.ReLU()), dims[-1]
+
+
+def input_encoder(family: SupervisedFamily[Any], hidden: Sequence[int], filters: int) -> tuple[nn.Module, int]:
+    """The black-box learners' encoder: :class:`Conv4` (ordinary batch norm, channels-last on
+    CPU) for images ``(C, H, W)``, else an MLP with a ReLU on its output; returns it and its
+    feature size.
+
+    Unlike :func:`encoder` it needs no second derivatives, so it uses the fused batch norm:
+    on 2 CPU cores that is several times faster than :class:`TaskBatchNorm2d` under ``vmap``.
+    """
+    if len(family.input_shape) == 3:
+        Conv4.check_input(tuple(family.input_shape))
+        body = Conv4(family.input_shape[0], filters)
+        return nn.Sequential(ChannelsLast(), body), body.out_features(tuple(family.input_shape))
+    return encoder(family, hidden, filters)
+
+
+class ChannelsLast(nn.Module):
+    """Puts 4-d image batches in the channels-last layout on CPU (see :func:`fast_layout`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return as_layout(x, x.device)
 
 
 def predictor(family: SupervisedFamily[Any], hidden: Sequence[int], filters: int, strided: bool = False) -> nn.Module:

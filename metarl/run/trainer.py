@@ -44,6 +44,37 @@ def setup_torch(run: RunConfig) -> torch.device:
     return device
 
 
+def remaining_seconds(progress: float, elapsed: float, evaluated: bool, eval_share: float,
+                      final_eval: float | None) -> float | None:
+    """Wall-clock seconds left in a run, periodic and final evaluations included (``None``
+    before any progress).
+
+    ``elapsed`` (training and the periodic evaluations so far) grows in proportion to the
+    budget spent, since periodic evaluation keeps to its share of the training time; before
+    the first evaluation (``evaluated`` false) that share (``eval_share``, 0 when periodic
+    evaluation is off) is added. ``final_eval`` is the last periodic evaluation's duration,
+    which the final evaluation (the same held-out tasks) repeats.
+    """
+    if progress <= 0.0:
+        return None
+    left = elapsed * (1.0 - progress) / progress
+    if not evaluated:
+        left *= 1.0 + eval_share
+    return left + (final_eval or 0.0)
+
+
+class _Bar(tqdm):  # type: ignore[type-arg]
+    """tqdm whose ``{eta}`` is the trainer's estimate (tqdm's own counts only bar updates)."""
+
+    eta: float | None = None
+
+    @property
+    def format_dict(self) -> dict[str, Any]:
+        d = dict(super().format_dict)
+        d["eta"] = "?" if self.eta is None else tqdm.format_interval(self.eta)
+        return d
+
+
 class Trainer:
     """Drives one agent's training in a run directory."""
 
@@ -181,6 +212,13 @@ class Trainer:
         name = self.agent.budget_fields[0]
         return f"{flag(name)} {2 * getattr(self.agent.config, name)}"
 
+    def remaining(self) -> float | None:
+        """The progress bar's ETA in seconds: training, periodic evaluations and the final one
+        (:func:`remaining_seconds`)."""
+        periodic = self.run.eval_budget if self.run.eval_every is None else 0.0
+        return remaining_seconds(self.progress(), self.elapsed, self._eval_seconds is not None, periodic,
+                                 self._eval_seconds)
+
     def _evaluation_due(self) -> bool:
         """Periodic evaluation: every ``eval_every`` iterations, or by default whenever it keeps
         held-out evaluation within ``eval_budget`` of the training time (the first after 30 s)."""
@@ -206,8 +244,8 @@ class Trainer:
         if not resumed:
             logger.text("config", "```\n" + (self.run_dir / "config.json").read_text() + "\n```")
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        bar = tqdm(total=100, initial=round(100 * self.progress()), disable=not self.run.progress,
-                   bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", dynamic_ncols=True)
+        bar = _Bar(total=100, initial=round(100 * self.progress()), disable=not self.run.progress,
+                   bar_format="{l_bar}{bar}| {elapsed}<{eta} {postfix}", dynamic_ncols=True)
         start = time.monotonic() - self.elapsed
         self._eval_end = self.elapsed
         last_ckpt = time.monotonic()
@@ -252,6 +290,7 @@ class Trainer:
                     self._save_or_diverge()
                     last_ckpt = time.monotonic()
                 bar.n = round(100 * self.progress())
+                bar.eta = self.remaining()
                 post = {**stats.headline, **self._last_eval}
                 if stats.env_steps:
                     post["sps"] = stats.env_steps / dt

@@ -145,3 +145,23 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     assert evaluate.main([str(run), "--split", "test", "--num-tasks", "30", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["score_name"] == "query_mse_step_3" and [p["x"] for p in report["curve"]] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("meta_sgd", [False, True])
+def test_anil_adapts_only_the_head_and_meta_learns_the_body(sinusoid, meta_sgd):
+    agent = MAML(MAMLConfig(anil=True, meta_sgd=meta_sgd, inner_lr=0.1, meta_batch=4), sinusoid, seed=0)
+    assert agent.adapt_names == ["5.weight", "5.bias"]  # the MLP's output layer: Flatten, 2 x (Linear, ReLU), Linear
+    episode = agent.train_episodes()
+    trajectory = agent.adapt_episode(episode, 1, first_order=False)
+    start, adapted = trajectory[0], trajectory[1]
+    for name in start:
+        moved = not torch.equal(adapted[name], start[name].expand_as(adapted[name]))
+        assert moved == (name in agent.adapt_names), name
+    losses, _ = agent.adapted_losses(episode, 1, first_order=False)
+    losses[:, -1].mean().backward()
+    body = agent.model[1].weight.grad
+    assert body is not None and body.abs().sum() > 0  # the body learns through the query loss
+    if meta_sgd:  # step sizes only for the adapted layer
+        assert sum(v.numel() for v in agent.step_sizes.values) == 41
+    before = agent.evaluate(sinusoid.sample_tasks(20, "test", task_rng(0, "test")), seed=1).scores.mean()
+    assert np.isfinite(before)

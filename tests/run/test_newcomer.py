@@ -197,3 +197,20 @@ def test_an_interrupt_names_the_resume_and_evaluate_commands_with_the_users_modu
     assert trainer.import_flags() == " --import line_goal"
     (tmp_path / "config.json").write_text("{}")
     assert trainer.import_flags() == ""
+
+
+def test_the_eta_counts_periodic_and_final_evaluation(tmp_path):
+    from metarl.run.trainer import remaining_seconds
+
+    assert remaining_seconds(0.0, 10.0, False, 0.05, None) is None
+    # 40 s for a quarter: 120 s more at the same pace, evaluations in it, plus the final one (6 s)
+    assert remaining_seconds(0.25, 40.0, True, 0.05, 6.0) == pytest.approx(126.0)
+    # before the first periodic evaluation its share is added; there is no final estimate yet
+    assert remaining_seconds(0.25, 40.0, False, 0.05, None) == pytest.approx(126.0)
+    trainer = _trainer(tmp_path, eval_budget=0.1)
+    trainer.agent.env_steps = 100  # a quarter of 400
+    trainer.elapsed = 20.0
+    assert trainer.remaining() == pytest.approx(60.0 * 1.1)
+    trainer._eval_seconds = 3.0
+    assert trainer.remaining() == pytest.approx(63.0)
+    assert _trainer(tmp_path, eval_every=0).remaining() is None  # nothing done yet
