@@ -189,7 +189,10 @@ def verdict(report: dict[str, object]) -> str:
     points = {m["name"]: {p["x"]: p for p in m["curve"]} for m in methods}  # type: ignore[union-attr,index]
     pick = min if lower else max
     parts = []
-    for x in points[meta[0]["name"]]:  # type: ignore[index]
+    xs = sorted({x for m in meta for x in points[m["name"]]})  # type: ignore[index]
+    for x in xs:
+        if not any(x in points[m["name"]] for m in other):  # type: ignore[index]
+            continue
         bm = pick((m["name"] for m in meta if x in points[m["name"]]), key=lambda n: points[n][x]["mean"])
         om = pick((m["name"] for m in other if x in points[m["name"]]), key=lambda n: points[n][x]["mean"])
         bp, op = points[bm][x], points[om][x]
@@ -210,6 +213,9 @@ def write_report(records: list[dict[str, object]], quick: bool) -> None:
              "| --shift | --target | --beside`, `metarl/adaptation.py`). `scratch` trains the same kind of network "
              "from random weights on each task's data only (fewer tasks: it trains one network per task and shot "
              "count); `+ support BN` re-estimates batch-norm statistics on each episode's support set.", ""]
+    summary = OUT / "summary.md"  # the conclusions, written by hand from the tables below
+    if summary.is_file():
+        lines += [summary.read_text().strip(), ""]
     for rec in records:
         lines += [f"## {rec['name']}", ""]
         for t in rec["train"]:  # type: ignore[union-attr]
