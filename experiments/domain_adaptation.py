@@ -204,6 +204,11 @@ def verdict(report: dict[str, object]) -> str:
     return "Best meta-learned vs best other method — " + "; ".join(parts) + "."
 
 
+def load_text(load: float | str) -> str:
+    """A load average as recorded: a reading, or a range written by hand from several readings."""
+    return f"{load:.1f}" if isinstance(load, (int, float)) else load
+
+
 def write_report(records: list[dict[str, object]], quick: bool) -> None:
     """``DOMAIN_ADAPTATION.md``: every evaluation's table and figure with its commands."""
     lines = ["# Domain adaptation", "",
@@ -219,14 +224,14 @@ def write_report(records: list[dict[str, object]], quick: bool) -> None:
     for rec in records:
         lines += [f"## {rec['name']}", ""]
         for t in rec["train"]:  # type: ignore[union-attr]
-            took = f"{t['seconds']:.0f} s wall, load {t['load']:.1f}" if t["seconds"] is not None else "time-limited"
+            took = f"{t['seconds']:.0f} s wall, load {load_text(t['load'])}" if t["seconds"] is not None else "time-limited"
             lines.append(f"- train `{t['command']}` ({took})")
         lines.append("")
         for e in rec["eval"]:  # type: ignore[union-attr]
             json_path = OUT / str(rec["name"]) / Path(e["json"]).name  # records may come from another checkout
             report = json.loads(json_path.read_text())
             png = json_path.with_suffix(".png").relative_to(REPORT.parent)
-            lines += [f"### {e['label']}", "", f"`{e['command']}` ({e['seconds']:.0f} s, load {e['load']:.1f})", "",
+            lines += [f"### {e['label']}", "", f"`{e['command']}` ({e['seconds']:.0f} s, load {load_text(e['load'])})", "",
                       *method_table(report), "", f"![{e['label']}]({png})", ""]
     REPORT.write_text("\n".join(lines) + "\n")
     print(f"wrote {REPORT}")

@@ -38,6 +38,7 @@ from metarl.core.seeding import torch_seeded
 from metarl.core.task import Task
 from metarl.fewshot.agent import FewShotAgent, FewShotLearnerConfig
 from metarl.fewshot.episode import Episode, episode_ways
+from metarl.fewshot.evaluation import one_two_five
 from metarl.fewshot.losses import metric_name, task_loss, task_metric
 from metarl.fewshot.models import predictor
 
@@ -81,14 +82,7 @@ class MAMLConfig(FewShotLearnerConfig):
 def curve_points(steps: int) -> list[int]:
     """The inner steps an evaluation curve reports: every step up to 10, then 1-2-5 steps
     (20, 50, 100, ...) and the last, so that long adaptation (the scratch baseline) is cheap."""
-    if steps <= 10:
-        return list(range(steps + 1))
-    marks = {0, 1, 2, 5, 10, steps}
-    scale = 10
-    while scale < steps:
-        marks |= {m * scale for m in (2, 5, 10) if m * scale < steps}
-        scale *= 10
-    return sorted(marks)
+    return list(range(steps + 1)) if steps <= 10 else [0, *one_two_five(steps)]
 
 
 class MAML(InnerLoopAgent, FewShotAgent):

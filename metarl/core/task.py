@@ -57,9 +57,14 @@ class Task:
             if frozen is not value:
                 object.__setattr__(self, f.name, frozen)
 
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        """The names of the task's own fields, in order (without ``shift``)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "shift")
+
     def parameters(self) -> tuple[Any, ...]:
         """The task's own field values, in order (without ``shift``)."""
-        return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "shift")
+        return tuple(getattr(self, name) for name in self.parameter_names())
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict: the task's type name and its fields."""

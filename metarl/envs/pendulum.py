@@ -145,7 +145,7 @@ class PendulumFamily(Episodic, ArrayRLFamily[PendulumTask]):
             raise ValueError(f"init_angle must be >= 0 and init_speed in [0, {MAX_SPEED}], got {task}")
 
     def task_params(self, tasks: Sequence[PendulumTask]) -> Params:
-        names = [f.name for f in dataclasses.fields(PendulumTask) if f.name != "shift"]
+        names = PendulumTask.parameter_names()
         table = np.array([t.parameters() for t in tasks], dtype=np.float64).reshape(len(tasks), len(names))
         return dict(zip(names, table.T.copy(), strict=True))
 

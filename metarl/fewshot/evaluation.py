@@ -22,6 +22,17 @@ from metarl.fewshot.family import ClassificationFamily
 CURVE_SHOTS: tuple[int, ...] = (1, 2, 5, 10)
 """Shot counts of the supervised adaptation curve (``adaptation/query_accuracy_shots_<k>``)."""
 
+
+def one_two_five(n: int) -> list[int]:
+    """``1, 2, 5, 10, 20, 50, ...`` below ``n``, and ``n``: the points of a curve over shots or
+    steps that stays cheap as ``n`` grows."""
+    marks = {n}
+    scale = 1
+    while scale < n:
+        marks |= {m * scale for m in (1, 2, 5) if m * scale < n}
+        scale *= 10
+    return sorted(marks)
+
 ClassifyShots = Callable[[Episode, Sequence[int]], torch.Tensor]
 """``classify_shots(episode, ks) -> predictions [len(ks), tasks, queries]``: predicted query labels
 of a batched episode, adapting on the first ``k`` shots of each class only, for each ``k``."""

@@ -37,6 +37,7 @@ from metarl.core.task import Task
 from metarl.fewshot.agent import FewShotAgent, FewShotLearnerConfig
 from metarl.fewshot.data import random_affine
 from metarl.fewshot.episode import Episode, episode_ways, within_class_rank
+from metarl.fewshot.evaluation import one_two_five
 from metarl.fewshot.family import SupervisedFamily
 from metarl.fewshot.losses import metric_name, task_loss, task_metric
 from metarl.fewshot.models import fast_layout, input_encoder
@@ -101,15 +102,14 @@ class SequenceModel(nn.Module):
         """Query outputs after each prefix of ``k`` rounds in ``rounds`` (``0 <= k <= shots``):
         ``[tasks, len(rounds), queries, outputs]`` (classification: the first ``ways`` logits).
         The support set is in reading order."""
+        # Abstract: the LSTM learner and SNAIL define it (nn.Module is not an ABC, so
+        # abc.abstractmethod would not be enforced here).
         raise NotImplementedError
 
 
 def training_rounds(shots: int) -> list[int]:
     """The prefixes trained on: ``k`` = 1, 2, 5, 10, 20, 50, ... up to ``shots``, and ``shots``."""
-    ks = {shots}
-    for decade in range(len(str(shots))):
-        ks |= {m * 10**decade for m in (1, 2, 5) if m * 10**decade < shots}
-    return sorted(ks)
+    return one_two_five(shots)
 
 
 class SequenceLearner(FewShotAgent):

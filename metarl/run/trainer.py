@@ -129,18 +129,9 @@ class Trainer:
     def evaluate(self, logger: RunLogger, final: bool) -> dict[str, Any]:
         """Evaluate on the run's held-out test tasks; log, and write files when final."""
         if not self.eval_task_list:
-            count = self.agent.eval_task_count(self.run.eval_tasks)
-            self.eval_task_list = self.agent.family.sample_tasks(count, "test", task_rng(self.run.seed, "test"))
-        result = self.agent.evaluate(self.eval_task_list, seed=self.eval_seed)
-        report = result.report(self.family_id, self.algo, "test")
-        score = report["score"]
-        logger.scalars(
-            {"eval/score": score["mean"], "eval/score_lo": score["mean"] - score["ci95"],
-             "eval/score_hi": score["mean"] + score["ci95"]},
-            self._step(),
-        )
-        logger.curve(result, "eval", self._step(), f"{self.family_id} {self.algo}: held-out tasks, step {self._step()}")
-        self._last_eval = {"eval": score["mean"]}
+            self.eval_task_list = self._tasks("test")
+        result, report = self._score(logger, "eval", self.eval_task_list, "test", "held-out tasks")
+        self._last_eval = {"eval": report["score"]["mean"]}
         if final:
             self.final_result = result
             write_eval(result, report, self.run_dir / "eval" / "final_test.json",
@@ -155,20 +146,30 @@ class Trainer:
         shift = self.run.eval_shift
         split = "test" if shift else "ood"
         if not self.ood_task_list:
-            self.ood_task_list = self.agent.family.sample_tasks(self.run.eval_tasks, split,
-                                                                task_rng(self.run.seed, split), shift=shift)
-        result = self.agent.evaluate(self.ood_task_list, seed=self.eval_seed)
-        report = result.report(self.family_id, self.algo, split)
-        report["shift"] = list(shift)
-        score = report["score"]
-        logger.scalars({"eval_ood/score": score["mean"], "eval_ood/score_lo": score["mean"] - score["ci95"],
-                        "eval_ood/score_hi": score["mean"] + score["ci95"]}, self._step())
+            self.ood_task_list = self._tasks(split, shift)
         what = " ".join(shift) if shift else "ood split"
-        logger.curve(result, "eval_ood", self._step(), f"{self.family_id} {self.algo}: {what}, step {self._step()}")
-        self._last_eval["ood"] = score["mean"]
+        result, report = self._score(logger, "eval_ood", self.ood_task_list, split, what)
+        report["shift"] = list(shift)
+        self._last_eval["ood"] = report["score"]["mean"]
         if final:
             write_eval(result, report, self.run_dir / "eval" / "final_ood.json", self.run_dir / "eval" / "final_ood.png",
                        f"{self.family_id} {self.algo} ({what})")
+
+    def _tasks(self, split: str, shift: tuple[str, ...] = ()) -> list[Any]:
+        """The run's evaluation tasks of ``split`` (as many as the agent evaluates)."""
+        count = self.agent.eval_task_count(self.run.eval_tasks)
+        return self.agent.family.sample_tasks(count, split, task_rng(self.run.seed, split), shift=shift)
+
+    def _score(self, logger: RunLogger, prefix: str, tasks: list[Any], split: str,
+               what: str) -> tuple[EvalResult, dict[str, Any]]:
+        """Evaluate on ``tasks``; log the score with its 95% interval and the curve under ``prefix``."""
+        result = self.agent.evaluate(tasks, seed=self.eval_seed)
+        report = result.report(self.family_id, self.algo, split)
+        score, step = report["score"], self._step()
+        logger.scalars({f"{prefix}/score": score["mean"], f"{prefix}/score_lo": score["mean"] - score["ci95"],
+                        f"{prefix}/score_hi": score["mean"] + score["ci95"]}, step)
+        logger.curve(result, prefix, step, f"{self.family_id} {self.algo}: {what}, step {step}")
+        return result, report
 
     @property
     def eval_seed(self) -> int:
