@@ -12,8 +12,9 @@ Checks of every family: tasks are reproducible and round-trip through JSON, trai
 tasks differ, a task of another type is refused. RL families: Gymnasium's env checker with no
 warning but the few listed in :data:`CHECKER_ALLOWED`, ``reset(options={"task": ...})``, the
 same seed gives the same rollout, the batched env matches ``SyncVectorEnv`` over the single
-env (exactly on deterministic tasks, in distribution otherwise), per-env tasks, invalid actions
-refused. Supervised families: episode shapes and dtypes, support and query disjoint, labels
+env (exactly on deterministic tasks, in distribution otherwise), the batched env on torch tensors
+(``device=``) matches the NumPy one step for step (array families; exactly on deterministic
+tasks, in distribution and seeded otherwise), per-env tasks, invalid actions refused. Supervised families: episode shapes and dtypes, support and query disjoint, labels
 remapped per episode, seeded and batched episodes.
 """
 
@@ -37,6 +38,8 @@ from metarl.core.registry import make_family
 from metarl.core.seeding import SPLITS, task_rng
 from metarl.core.task import Task, TaskFamily
 from metarl.fewshot.family import SupervisedFamily
+from metarl.rl.array_family import ArrayRLFamily, runs_on_device
+from metarl.rl.backend import to_numpy
 from metarl.rl.family import RLFamily
 
 CHECKER_ALLOWED: dict[str, str] = {
@@ -154,13 +157,32 @@ def _actions(space: gym.Space, steps: int, seed: int) -> list[Any]:
 
 
 def _rollout(env: Any, actions: Sequence[Any], seed: int) -> list[tuple[Any, ...]]:
+    """Each step's results as NumPy copies (from the device for a device env)."""
     obs, _ = env.reset(seed=seed)
-    out: list[tuple[Any, ...]] = [(np.copy(obs), None, None, None, None)]
+    out: list[tuple[Any, ...]] = [(to_numpy(obs).copy(), None, None, None, None)]
     for a in actions:
         obs, r, term, trunc, info = env.step(a)
-        final = (info.get("final_obs"), info.get("_final_obs")) if "_final_obs" in info else None
-        out.append((np.copy(obs), np.copy(r), np.copy(term), np.copy(trunc), final))
+        final = (to_numpy(info["final_obs"]).copy(), to_numpy(info["_final_obs"]).copy()) if "_final_obs" in info else None
+        out.append((to_numpy(obs).copy(), to_numpy(r).copy(), to_numpy(term).copy(), to_numpy(trunc).copy(), final))
     return out
+
+
+def _assert_same_steps(ours: Sequence[tuple[Any, ...]], ref: Sequence[tuple[Any, ...]], what: str) -> None:
+    """Two rollouts agree step for step (float tolerance): observations, rewards, terminated,
+    truncated, and the final observations of the episodes that ended under ``SAME_STEP``."""
+    for step, (x, y) in enumerate(zip(ours, ref, strict=True)):
+        for name, u, v in zip(("obs", "reward", "terminated", "truncated"), x[:4], y[:4], strict=True):
+            if u is not None:
+                np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6, err_msg=f"{what}: {name}, step {step}")
+        if x[4] is None and y[4] is None:
+            continue
+        # An env may report an all-False mask where the other reports nothing (the device env
+        # always fills ``info``): compare the masks with "absent" as "none ended".
+        none_ended = (None, np.zeros(len(x[0]), dtype=bool))
+        (final, mask), (ref_final, ref_mask) = x[4] or none_ended, y[4] or none_ended
+        np.testing.assert_array_equal(mask, ref_mask, err_msg=f"{what}: _final_obs, step {step}")
+        for i in np.flatnonzero(mask):
+            np.testing.assert_allclose(final[i], ref_final[i], rtol=1e-5, atol=1e-6, err_msg=f"{what}: final_obs, step {step}")
 
 
 def _sync(family: RLFamily[Any], tasks: Sequence[Any], mode: AutoresetMode) -> SyncVectorEnv:
@@ -225,29 +247,20 @@ def _matches_sync_exactly(family: RLFamily[Any]) -> str:
     for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
         native = family.make_vec_env(len(tasks), tasks, autoreset_mode=mode)
         assert native.metadata["autoreset_mode"] == mode, f"metadata does not declare {mode}"
-        ours, ref = _rollout(native, actions, 0), _rollout(_sync(family, tasks, mode), actions, 0)
-        for step, (x, y) in enumerate(zip(ours, ref, strict=True)):
-            for name, u, v in zip(("obs", "reward", "terminated", "truncated"), x[:4], y[:4], strict=True):
-                if u is not None:
-                    np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6, err_msg=f"{mode.value}: {name}, step {step}")
-            if mode == AutoresetMode.SAME_STEP and x[4] is not None:
-                (final, mask), (ref_final, ref_mask) = x[4], y[4]
-                np.testing.assert_array_equal(mask, ref_mask)
-                for i in np.flatnonzero(mask):
-                    np.testing.assert_allclose(final[i], ref_final[i], rtol=1e-5, atol=1e-6)
+        _assert_same_steps(_rollout(native, actions, 0), _rollout(_sync(family, tasks, mode), actions, 0), mode.value)
         native.close()
     return f"{len(tasks)} deterministic tasks, NEXT_STEP and SAME_STEP autoreset"
 
 
-def _matches_sync_in_distribution(family: RLFamily[Any]) -> str:
-    """Same tasks, same actions: per-task mean reward and observation agree (paired t-test)."""
-    if not family.stochastic:
-        raise Skip("deterministic family: the exact check covers it")
+def _same_distribution(family: RLFamily[Any], make: Callable[[Sequence[Any]], Any],
+                       make_ref: Callable[[Sequence[Any]], Any], what: str) -> str:
+    """Same tasks, same actions: per-task mean reward and observation of the envs ``make`` and
+    ``make_ref`` build agree (paired t-test)."""
     n = 48
     tasks = family.sample_tasks(n, "train", np.random.default_rng(4))
     actions = _actions(gym.vector.utils.batch_space(family.action_space, n), max(200, 4 * family.max_episode_steps), 3)
     stats = []
-    for env in (family.make_vec_env(n, tasks), _sync(family, tasks, AutoresetMode.NEXT_STEP)):
+    for env in (make(tasks), make_ref(tasks)):
         run = _rollout(env, actions, seed=11)
         rewards = np.stack([r for _, r, *_ in run[1:]])
         obs = np.stack([np.asarray(o, dtype=np.float64).reshape(n, -1).mean(axis=1) for o, *_ in run])
@@ -261,9 +274,83 @@ def _matches_sync_in_distribution(family: RLFamily[Any]) -> str:
             np.testing.assert_allclose(d, 0, atol=1e-9, err_msg=name)
             continue
         t = d.mean() / se
-        assert abs(t) < 4.0, f"mean {name} differs between the batched and the single env: t = {t:.2f}"
+        assert abs(t) < 4.0, f"mean {name} differs between {what}: t = {t:.2f}"
         ts.append(f"{name} t = {t:+.2f}")
     return ", ".join(ts) or "identical"
+
+
+def _matches_sync_in_distribution(family: RLFamily[Any]) -> str:
+    """Same tasks, same actions: per-task mean reward and observation agree (paired t-test)."""
+    if not family.stochastic:
+        raise Skip("deterministic family: the exact check covers it")
+    return _same_distribution(family, lambda tasks: family.make_vec_env(len(tasks), tasks),
+                              lambda tasks: _sync(family, tasks, AutoresetMode.NEXT_STEP),
+                              "the batched and the single env")
+
+
+def _array_family(family: RLFamily[Any]) -> ArrayRLFamily[Any]:
+    if not runs_on_device(family):
+        raise Skip("its envs step on NumPy or the host only (not an array family declaring array_api)")
+    assert isinstance(family, ArrayRLFamily)
+    return family
+
+
+def _rollout_disabled(env: Any, actions: Sequence[Any], seed: int) -> list[tuple[Any, ...]]:
+    """A rollout under ``DISABLED`` autoreset, resetting the ended sub-envs by ``reset_mask``."""
+    out = _rollout(env, [], seed)
+    for a in actions:
+        obs, r, term, trunc, _ = env.step(a)
+        out.append((to_numpy(obs).copy(), to_numpy(r).copy(), to_numpy(term).copy(), to_numpy(trunc).copy(), None))
+        done = to_numpy(term) | to_numpy(trunc)
+        if done.any():
+            obs, _ = env.reset(options={"reset_mask": done})
+            out.append((to_numpy(obs).copy(), None, None, None, None))
+    return out
+
+
+def _device_matches_numpy_exactly(family: RLFamily[Any], device: Any = "cpu") -> str:
+    """The device env returns tensors on its device that equal the NumPy env's results step for
+    step from the same deterministic tasks and actions, under every autoreset mode."""
+    array_family = _array_family(family)
+    tasks = family.deterministic_tasks(6, np.random.default_rng(0))
+    if not tasks:
+        raise Skip("no tasks with deterministic outcomes (see the in-distribution check)")
+    n = len(tasks)
+    actions = _actions(gym.vector.utils.batch_space(family.action_space, n), 2 * family.max_episode_steps + 4, 2)
+    for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
+        ours = array_family.make_vec_env(n, tasks, autoreset_mode=mode, device=device)
+        ref = array_family.make_vec_env(n, tasks, autoreset_mode=mode)
+        obs, _ = ours.reset(seed=0)
+        step = ours.step(torch.as_tensor(actions[0], device=device))
+        for name, value, dtype in zip(("obs", "reward", "terminated", "truncated"), (obs, *step[1:4]),
+                                      (torch.float32, torch.float64, torch.bool, torch.bool), strict=True):
+            assert isinstance(value, torch.Tensor) and value.device == torch.device(device), f"{name} is not on {device}"
+            assert value.dtype == dtype and value.shape[0] == n, f"{name}: {value.dtype} of shape {tuple(value.shape)}"
+        tensor_actions = [torch.as_tensor(a, device=device) for a in actions]
+        run = _rollout_disabled if mode == AutoresetMode.DISABLED else _rollout
+        _assert_same_steps(run(ours, tensor_actions, 0), run(ref, actions, 0), f"{device} vs NumPy, {mode.value}")
+        ours.close()
+        ref.close()
+    return f"{n} deterministic tasks on {device}, NEXT_STEP, SAME_STEP and DISABLED autoreset"
+
+
+def _device_matches_numpy_in_distribution(family: RLFamily[Any], device: Any = "cpu") -> str:
+    """On ordinary (stochastic) tasks the device env agrees with the NumPy env in distribution,
+    and its generator is seeded by ``reset(seed=...)``."""
+    array_family = _array_family(family)
+    if not family.stochastic:
+        raise Skip("deterministic family: the exact check covers it")
+    tasks = family.sample_tasks(8, "train", np.random.default_rng(5))
+    actions = [torch.as_tensor(a, device=device)
+               for a in _actions(gym.vector.utils.batch_space(family.action_space, 8), family.max_episode_steps + 3, 4)]
+    runs = [_rollout(array_family.make_vec_env(8, tasks, device=device), actions, seed) for seed in (5, 5, 6)]
+    _assert_same_steps(runs[0], runs[1], "the same seed twice")
+    differs = any(not np.array_equal(x[k], y[k]) for x, y in zip(runs[0], runs[2], strict=True) for k in range(2)
+                  if x[k] is not None)
+    assert differs, "another seed gave the same rollout"
+    return "seeded; " + _same_distribution(
+        family, lambda ts: array_family.make_vec_env(len(ts), ts, device=device),
+        lambda ts: array_family.make_vec_env(len(ts), ts), f"the {device} and the NumPy env")
 
 
 def _per_env_tasks(family: RLFamily[Any]) -> str:
@@ -397,6 +484,8 @@ CHECKS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "same seed, same rollout": ("rl", _same_seed_same_rollout),
     "batched env = SyncVectorEnv, exactly": ("rl", _matches_sync_exactly),
     "batched env = SyncVectorEnv, in distribution": ("rl", _matches_sync_in_distribution),
+    "device env = NumPy env, exactly": ("rl", _device_matches_numpy_exactly),
+    "device env = NumPy env, in distribution": ("rl", _device_matches_numpy_in_distribution),
     "per-env tasks": ("rl", _per_env_tasks),
     "invalid actions refused": ("rl", _invalid_actions_refused),
     "episode shapes and dtypes": ("supervised", _episode_shapes),
@@ -406,10 +495,14 @@ CHECKS: dict[str, tuple[str, Callable[[Any], str]]] = {
 }
 """Every check by name: the kind of family it applies to, and the function."""
 
+_DEVICE_CHECKS = {_device_matches_numpy_exactly, _device_matches_numpy_in_distribution}
 
-def check_family(family: str | TaskFamily[Any], only: Sequence[str] | None = None, **kwargs: Any) -> ConformanceReport:
+
+def check_family(family: str | TaskFamily[Any], only: Sequence[str] | None = None,
+                 device: str | torch.device = "cpu", **kwargs: Any) -> ConformanceReport:
     """Run the conformance suite on ``family`` (an id, ``module:Id``, or an instance; ``kwargs``
-    build it from an id) and return the report; ``only`` limits it to the named checks.
+    build it from an id) and return the report; ``only`` limits it to the named checks, and
+    ``device`` is where the device-env checks run the family's batched env on torch tensors.
 
     A family whose data is missing (``DatasetNotFoundError``) skips every check, saying so.
     """
@@ -423,7 +516,8 @@ def check_family(family: str | TaskFamily[Any], only: Sequence[str] | None = Non
         if (only and check not in only) or kind not in ("any", instance.kind):
             continue
         try:
-            results.append(CheckResult(check, True, fn(instance)))
+            detail = fn(instance, device) if fn in _DEVICE_CHECKS else fn(instance)
+            results.append(CheckResult(check, True, detail))
         except Skip as exc:
             results.append(CheckResult(check, None, str(exc)))
         except DatasetNotFoundError as exc:

@@ -38,7 +38,8 @@ from metarl.core.checks import check_memory, check_non_negative, check_positive
 from metarl.core.inner_loop import Params, StepSizes, adapt_step_tasks, params_of
 from metarl.core.seeding import DATA_KEY, stream, torch_generator, torch_seeded
 from metarl.core.task import Task
-from metarl.rl.agent import TrainingStreams
+from metarl.rl.agent import EnvDevice, TrainingStreams, env_device_field, resolve_env_device
+from metarl.rl.array_family import make_vec_env
 from metarl.rl.distributions import ActionDistribution
 from metarl.rl.family import RLFamily, TaskVectorEnv
 from metarl.rl.losses import per_task_mean
@@ -82,6 +83,7 @@ class MAMLPGConfig:
     init_std: float = dataclasses.field(default=1.0, metadata={"help": "initial std of Gaussian actions in [-1, 1] units"})
     eval_inner_steps: int = dataclasses.field(default=3, metadata={"help": "inner steps in evaluation (the curve is 0..N)"})
     eval_batch: int = dataclasses.field(default=100, metadata={"help": "tasks adapted together in evaluation"})
+    env_device: EnvDevice = env_device_field()
 
     def __post_init__(self) -> None:
         check_positive(self, ("iterations", "meta_batch", "trajectories", "max_kl", "cg_iters", "ls_steps",
@@ -160,7 +162,7 @@ class MLPTrialPolicy:
         d = self.agent.dist_params(self.params, obs.view(self.m, self.n, -1), self.per_task).reshape(self.m * self.n, -1)
         action, logp = self.agent.dist.sample(d, self.generator)
         self.last = {"obs": obs, "actions": action, "dist": d, "logp": logp}
-        return codec.to_env(action)
+        return codec.to_env(action, tensor=isinstance(obs_np, torch.Tensor))
 
     def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray,
                 next_obs: np.ndarray) -> None:
@@ -200,6 +202,7 @@ class MAMLPG(InnerLoopAgent, Agent):
         super().__init__(config, family, seed, device)
         self.family: RLFamily[Any] = family
         self._envs: dict[int, TaskVectorEnv[Any]] = {}
+        self.env_device = resolve_env_device(config.env_device, self.device, family)
         self.codec = SpaceCodec(family.observation_space, family.action_space, self.device)
         # Per inner step and after: obs, action, distribution, log-prob, reward and mask of every step.
         rows = config.meta_batch * config.trajectories * family.max_episode_steps * (config.inner_steps + 1)
@@ -241,7 +244,8 @@ class MAMLPG(InnerLoopAgent, Agent):
 
     def _env(self, num_envs: int) -> TaskVectorEnv[Any]:
         if num_envs not in self._envs:
-            self._envs[num_envs] = self.family.make_vec_env(num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+            self._envs[num_envs] = make_vec_env(self.family, num_envs, autoreset_mode=AutoresetMode.SAME_STEP,
+                                                device=self.env_device)
         return self._envs[num_envs]
 
     def dist_params(self, params: Params, obs: torch.Tensor, per_task: bool) -> torch.Tensor:

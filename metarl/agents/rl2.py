@@ -23,7 +23,9 @@ from torch import nn
 from metarl.core.agent import IterationStats, optimizer_step
 from metarl.core.checks import check_memory, check_non_negative, check_positive
 from metarl.core.seeding import torch_generator, torch_seeded
-from metarl.rl.agent import TrainingStreams, TrialAgent, TrialConfig, trial_eval_result
+from metarl.rl.agent import (EnvDevice, TrainingStreams, TrialAgent, TrialConfig, env_device_field,
+                             resolve_env_device, trial_eval_result)
+from metarl.rl.array_family import make_vec_env
 from metarl.rl.distributions import ActionDistribution
 from metarl.rl.family import RLFamily
 from metarl.rl.losses import clipped_value_loss, masked_mean, normalize, ppo_loss
@@ -69,6 +71,7 @@ class RL2Config(TrialConfig):
     )
     reward_scale: float = dataclasses.field(default=1.0, metadata={"help": "multiply rewards by this for learning"})
     sample_eval: bool = dataclasses.field(default=True, metadata={"help": "sample actions in evaluation (else the mode)"})
+    env_device: EnvDevice = env_device_field()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -160,7 +163,7 @@ class RL2Policy:
         self.t += 1
         action, logp = self.net.dist.sample(head[0], self.generator, greedy=self.greedy)
         self.last = {"x": x.clone(), "actions": action, "logp": logp, "values": value[0]}
-        return self.codec.to_env(action)
+        return self.codec.to_env(action, tensor=isinstance(obs, torch.Tensor))
 
     def observe(
         self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray, next_obs: np.ndarray
@@ -191,7 +194,8 @@ class RL2(TrialAgent):
         env_bytes, env_note = family.env_memory_note(config.num_trials)
         check_memory(4.0 * self._horizon() * config.num_trials * width + env_bytes,
                      f"--num-trials {config.num_trials} (trials of {self._horizon()} steps{env_note})")
-        self.env = family.make_vec_env(config.num_trials, autoreset_mode=AutoresetMode.SAME_STEP)
+        self.env_device = resolve_env_device(config.env_device, self.device, family)
+        self.env = make_vec_env(family, config.num_trials, autoreset_mode=AutoresetMode.SAME_STEP, device=self.env_device)
         self.obs_space, self.act_space = family.observation_space, family.action_space
         discrete = isinstance(self.act_space, gym.spaces.Discrete)
         with torch_seeded(seed):

@@ -167,11 +167,14 @@ def _gym_single_env(family_id: str, render_mode: str | None = None, task: Any = 
 
 
 def _gym_vector_env(
-    family_id: str, num_envs: int = 1, tasks: Any = None, autoreset_mode: Any = "NextStep", **kwargs: Any
+    family_id: str, num_envs: int = 1, tasks: Any = None, autoreset_mode: Any = "NextStep", device: Any = None,
+    **kwargs: Any
 ) -> gym.vector.VectorEnv:
     kwargs.pop("render_mode", None)
     family: Any = make_family(family_id, **kwargs)
-    return family.make_vec_env(num_envs, tasks, autoreset_mode=autoreset_mode)
+    # Only array families take a device; the others keep their signature (and refuse one).
+    on_device = {} if device is None else {"device": device}
+    return family.make_vec_env(num_envs, tasks, autoreset_mode=autoreset_mode, **on_device)
 
 
 def load_entry_points() -> None:

@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
+from metarl.rl.backend import Array, Generator, device_of, namespace, random
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,7 @@ class BanditFamily(ArrayRLFamily[BanditTask]):
     n: int = dataclasses.field(default=100, metadata={"help": "pulls per trial (one pull is one episode)"})
 
     task_type = BanditTask
+    array_api: ClassVar[bool] = True
     stochastic: ClassVar[bool] = True
     baselines: ClassVar[tuple[str, ...]] = ("random", "ucb1", "thompson")
     shifts: ClassVar[dict[str, str]] = {
@@ -118,17 +120,19 @@ class BanditFamily(ArrayRLFamily[BanditTask]):
     def new_state(self, num_envs: int) -> State:
         return {}
 
-    def reset_state(self, params: Params, state: State, idx: Index, rng: np.random.Generator) -> None:
+    def reset_state(self, params: Params, state: State, idx: Index, rng: Generator) -> None:
         pass  # a bandit has no state between pulls
 
     def step_state(
-        self, params: Params, state: State, actions: np.ndarray, idx: Index, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, params: Params, state: State, actions: Array, idx: Index, rng: Generator
+    ) -> tuple[Array, Array]:
         probs = params["probs"][idx]
-        p = probs[np.arange(len(probs)), actions.astype(np.int64)]
-        reward = (rng.random(len(p)) < p).astype(np.float64)
-        return reward, np.ones(len(p), dtype=bool)
+        xp, n = namespace(probs), len(probs)
+        p = probs[xp.arange(n, device=device_of(probs)), xp.astype(actions, xp.int64)]
+        reward = xp.astype(random(rng, n) < p, xp.float64)
+        return reward, xp.ones(n, dtype=xp.bool, device=device_of(probs))
 
-    def observe(self, params: Params, state: State, idx: Index) -> np.ndarray:
-        return np.zeros((len(params["probs"][idx]), 1), dtype=np.float32)
-
+    def observe(self, params: Params, state: State, idx: Index) -> Array:
+        probs = params["probs"][idx]
+        xp = namespace(probs)
+        return xp.zeros((len(probs), 1), dtype=xp.float32, device=device_of(probs))

@@ -13,6 +13,7 @@ from gymnasium import spaces
 from metarl.core.shift import scaled
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
+from metarl.rl.backend import Array, Generator, device_of, namespace, uniform
 from metarl.rl.family import Episodic
 
 GRAVITY = 9.8
@@ -92,6 +93,7 @@ class CartPoleFamily(Episodic, ArrayRLFamily[CartPoleTask]):
     """
 
     task_type = CartPoleTask
+    array_api: ClassVar[bool] = True
     stochastic: ClassVar[bool] = True
     shifts: ClassVar[dict[str, str]] = {
         "length": "multiply the pole's length by v", "mass": "multiply the pole's mass by v",
@@ -158,27 +160,28 @@ class CartPoleFamily(Episodic, ArrayRLFamily[CartPoleTask]):
     def new_state(self, num_envs: int) -> State:
         return {k: np.zeros(num_envs) for k in STATE_VARS}
 
-    def reset_state(self, params: Params, state: State, idx: Index, rng: np.random.Generator) -> None:
+    def reset_state(self, params: Params, state: State, idx: Index, rng: Generator) -> None:
         bound = params["init_bound"][idx][:, None]
         # One (n, 4) draw: for a single env the same numbers as CartPole-v1's reset.
-        start = rng.uniform(-bound, bound, size=(len(bound), 4))
+        start = uniform(rng, -bound, bound, size=(len(bound), 4))
         for j, k in enumerate(STATE_VARS):
             state[k][idx] = start[:, j]
 
     def step_state(
-        self, params: Params, state: State, actions: np.ndarray, idx: Index, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, params: Params, state: State, actions: Array, idx: Index, rng: Generator
+    ) -> tuple[Array, Array]:
         x, x_dot, theta, theta_dot = (state[k][idx] for k in STATE_VARS)
+        xp = namespace(x)
         length, masspole, total_mass, polemass_length, force_mag = (
             params[k][idx] for k in ("length", "masspole", "total_mass", "polemass_length", "force_mag")
         )
         # CartPole-v1.step's operations in its order.
-        force = np.where(actions.reshape(len(x)) == 1, force_mag, -force_mag)
-        costheta = np.cos(theta)
-        sintheta = np.sin(theta)
-        temp = (force + polemass_length * np.square(theta_dot) * sintheta) / total_mass
+        force = xp.where(xp.reshape(actions, (len(x),)) == 1, force_mag, -force_mag)
+        costheta = xp.cos(theta)
+        sintheta = xp.sin(theta)
+        temp = (force + polemass_length * xp.square(theta_dot) * sintheta) / total_mass
         thetaacc = (GRAVITY * sintheta - costheta * temp) / (
-            length * (4.0 / 3.0 - masspole * np.square(costheta) / total_mass)
+            length * (4.0 / 3.0 - masspole * xp.square(costheta) / total_mass)
         )
         xacc = temp - polemass_length * thetaacc * costheta / total_mass
         x = x + TAU * x_dot
@@ -188,7 +191,8 @@ class CartPoleFamily(Episodic, ArrayRLFamily[CartPoleTask]):
         for k, v in zip(STATE_VARS, (x, x_dot, theta, theta_dot), strict=True):
             state[k][idx] = v
         terminated = (x < -X_THRESHOLD) | (x > X_THRESHOLD) | (theta < -THETA_THRESHOLD) | (theta > THETA_THRESHOLD)
-        return np.ones(len(x)), terminated
+        return xp.ones(len(x), dtype=xp.float64, device=device_of(x)), terminated
 
-    def observe(self, params: Params, state: State, idx: Index) -> np.ndarray:
-        return np.stack([state[k][idx] for k in STATE_VARS], axis=1).astype(np.float32)
+    def observe(self, params: Params, state: State, idx: Index) -> Array:
+        xp = namespace(state["x"])
+        return xp.astype(xp.stack([state[k][idx] for k in STATE_VARS], axis=1), xp.float32)

@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
+from metarl.rl.backend import Array, Generator, constant, device_of, namespace
 from metarl.rl.family import Episodic, horizon_field, trial_field
 
 GOAL_REWARD = 1.0
@@ -81,6 +82,7 @@ class HiddenGoalGridFamily(Episodic, ArrayRLFamily[GridTask]):
     ood_shift: ClassVar[str] = "goal cells at distance >= D from the start (the far corner); no parametric shift"
 
     task_type = GridTask
+    array_api: ClassVar[bool] = True
     stochastic: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
@@ -127,20 +129,26 @@ class HiddenGoalGridFamily(Episodic, ArrayRLFamily[GridTask]):
     def new_state(self, num_envs: int) -> State:
         return {"x": np.zeros(num_envs, dtype=np.int64), "y": np.zeros(num_envs, dtype=np.int64)}
 
-    def reset_state(self, params: Params, state: State, idx: Index, rng: np.random.Generator) -> None:
+    def reset_state(self, params: Params, state: State, idx: Index, rng: Generator) -> None:
         state["x"][idx] = 0
         state["y"][idx] = 0
 
     def step_state(
-        self, params: Params, state: State, actions: np.ndarray, idx: Index, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        a = actions.astype(np.int64).reshape(-1)
-        x = np.clip(state["x"][idx] + MOVES_X[a], 0, self.size - 1)
-        y = np.clip(state["y"][idx] + MOVES_Y[a], 0, self.size - 1)
+        self, params: Params, state: State, actions: Array, idx: Index, rng: Generator
+    ) -> tuple[Array, Array]:
+        x, y = state["x"][idx], state["y"][idx]
+        xp = namespace(x)
+        a = xp.reshape(xp.astype(actions, xp.int64), (-1,))
+        x = xp.clip(x + constant(MOVES_X, x)[a], 0, self.size - 1)
+        y = xp.clip(y + constant(MOVES_Y, x)[a], 0, self.size - 1)
         state["x"][idx] = x
         state["y"][idx] = y
         on_goal = (x == params["goal_x"][idx]) & (y == params["goal_y"][idx])
-        return np.where(on_goal, GOAL_REWARD, STEP_REWARD), np.zeros(len(x), dtype=bool)
+        # An array operand fixes the dtype: torch gives float32 for two Python numbers.
+        step_reward = xp.full(len(x), STEP_REWARD, dtype=xp.float64, device=device_of(x))
+        return xp.where(on_goal, GOAL_REWARD, step_reward), xp.zeros(len(x), dtype=xp.bool, device=device_of(x))
 
-    def observe(self, params: Params, state: State, idx: Index) -> np.ndarray:
-        return np.stack([state["x"][idx], state["y"][idx]], axis=1).astype(np.float32) / np.float32(self.size - 1)
+    def observe(self, params: Params, state: State, idx: Index) -> Array:
+        xp = namespace(state["x"])
+        xy = xp.astype(xp.stack([state["x"][idx], state["y"][idx]], axis=1), xp.float32)
+        return xy / (self.size - 1)

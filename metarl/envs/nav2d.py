@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
+from metarl.rl.backend import Array, Generator, namespace
 from metarl.rl.family import Episodic, horizon_field
 
 MAX_STEP = 0.1
@@ -73,6 +74,7 @@ class Nav2DFamily(Episodic, ArrayRLFamily[Nav2DTask]):
     horizon: int = horizon_field(100)
 
     task_type = Nav2DTask
+    array_api: ClassVar[bool] = True
     shifts: ClassVar[dict[str, str]] = {
         "goal-radius": "move the goal along its direction to distance v from the start (training goals: <= 0.71)"}
     ood_shift: ClassVar[str] = "goals on the ring 0.5 <= max(|x|, |y|) <= 1 around the training square"
@@ -123,24 +125,26 @@ class Nav2DFamily(Episodic, ArrayRLFamily[Nav2DTask]):
     def new_state(self, num_envs: int) -> State:
         return {"x": np.zeros(num_envs), "y": np.zeros(num_envs)}
 
-    def reset_state(self, params: Params, state: State, idx: Index, rng: np.random.Generator) -> None:
+    def reset_state(self, params: Params, state: State, idx: Index, rng: Generator) -> None:
         state["x"][idx] = 0.0
         state["y"][idx] = 0.0
 
     def step_state(
-        self, params: Params, state: State, actions: np.ndarray, idx: Index, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        move = np.clip(actions.reshape(-1, 2).astype(np.float64), -MAX_STEP, MAX_STEP)
+        self, params: Params, state: State, actions: Array, idx: Index, rng: Generator
+    ) -> tuple[Array, Array]:
+        xp = namespace(state["x"])
+        move = xp.clip(xp.reshape(xp.astype(actions, xp.float64), (-1, 2)), -MAX_STEP, MAX_STEP)
         x = state["x"][idx] + move[:, 0]
         y = state["y"][idx] + move[:, 1]
         state["x"][idx] = x
         state["y"][idx] = y
         dx, dy = x - params["goal_x"][idx], y - params["goal_y"][idx]
-        dist = np.sqrt(dx * dx + dy * dy)
+        dist = xp.sqrt(dx * dx + dy * dy)
         return -dist, dist < GOAL_RADIUS
 
-    def observe(self, params: Params, state: State, idx: Index) -> np.ndarray:
-        return np.stack([state["x"][idx], state["y"][idx]], axis=1).astype(np.float32)
+    def observe(self, params: Params, state: State, idx: Index) -> Array:
+        xp = namespace(state["x"])
+        return xp.astype(xp.stack([state["x"][idx], state["y"][idx]], axis=1), xp.float32)
 
     def render_rgb(self, params: Params, state: State, size: int = 128) -> np.ndarray:
         """A ``size`` x ``size`` RGB frame of the first sub-env: the plane ``[-1.1, 1.1]²``

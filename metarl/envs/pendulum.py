@@ -13,6 +13,7 @@ from gymnasium import spaces
 from metarl.core.shift import scaled
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
+from metarl.rl.backend import Array, Generator, device_of, namespace, uniform
 from metarl.rl.family import Episodic
 
 MAX_SPEED = 8.0
@@ -101,6 +102,7 @@ class PendulumFamily(Episodic, ArrayRLFamily[PendulumTask]):
     """
 
     task_type = PendulumTask
+    array_api: ClassVar[bool] = True
     stochastic: ClassVar[bool] = True
     shifts: ClassVar[dict[str, str]] = {
         "mass": "multiply the mass by v", "length": "multiply the length by v",
@@ -152,27 +154,30 @@ class PendulumFamily(Episodic, ArrayRLFamily[PendulumTask]):
     def new_state(self, num_envs: int) -> State:
         return {"th": np.zeros(num_envs), "thdot": np.zeros(num_envs)}
 
-    def reset_state(self, params: Params, state: State, idx: Index, rng: np.random.Generator) -> None:
-        high = np.stack([params["init_angle"][idx], params["init_speed"][idx]], axis=1)
+    def reset_state(self, params: Params, state: State, idx: Index, rng: Generator) -> None:
+        xp = namespace(state["th"])
+        high = xp.stack([params["init_angle"][idx], params["init_speed"][idx]], axis=1)
         # One (n, 2) draw: for a single env the same numbers as Pendulum-v1's reset.
-        start = rng.uniform(-high, high)
+        start = uniform(rng, -high, high)
         state["th"][idx] = start[:, 0]
         state["thdot"][idx] = start[:, 1]
 
     def step_state(
-        self, params: Params, state: State, actions: np.ndarray, idx: Index, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, params: Params, state: State, actions: Array, idx: Index, rng: Generator
+    ) -> tuple[Array, Array]:
         th, thdot = state["th"][idx], state["thdot"][idx]
+        xp = namespace(th)
         g, m, l, b = (params[k][idx] for k in ("gravity", "mass", "length", "damping"))  # noqa: E741
         # Pendulum-v1.step's operations in its order; the damping torque b·θ̇ is the addition.
-        u = np.clip(actions.reshape(len(th)), -MAX_TORQUE, MAX_TORQUE)
-        costs = (((th + np.pi) % (2 * np.pi)) - np.pi) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
-        newthdot = thdot + (3 * g / (2 * l) * np.sin(th) + 3.0 / (m * l**2) * (u - b * thdot)) * DT
-        newthdot = np.clip(newthdot, -MAX_SPEED, MAX_SPEED)
+        u = xp.clip(xp.reshape(actions, (len(th),)), -MAX_TORQUE, MAX_TORQUE)
+        costs = (((th + math.pi) % (2 * math.pi)) - math.pi) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
+        newthdot = thdot + (3 * g / (2 * l) * xp.sin(th) + 3.0 / (m * l**2) * (u - b * thdot)) * DT
+        newthdot = xp.clip(newthdot, -MAX_SPEED, MAX_SPEED)
         state["th"][idx] = th + newthdot * DT
         state["thdot"][idx] = newthdot
-        return -costs, np.zeros(len(th), dtype=bool)
+        return -costs, xp.zeros(len(th), dtype=xp.bool, device=device_of(th))
 
-    def observe(self, params: Params, state: State, idx: Index) -> np.ndarray:
+    def observe(self, params: Params, state: State, idx: Index) -> Array:
         th, thdot = state["th"][idx], state["thdot"][idx]
-        return np.stack([np.cos(th), np.sin(th), thdot], axis=1).astype(np.float32)
+        xp = namespace(th)
+        return xp.astype(xp.stack([xp.cos(th), xp.sin(th), thdot], axis=1), xp.float32)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
 
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
+from metarl.rl.backend import Array, Generator, device_of, namespace, normal, random
 from metarl.rl.family import Episodic, horizon_field, trial_field
 
 
@@ -22,9 +23,9 @@ class TabularMDPTask(Task):
     transitions: tuple[tuple[tuple[float, ...], ...], ...]
 
 
-def _rows(idx: Index, num: int) -> np.ndarray:
+def _rows(xp: Any, idx: Index, num: int, device: Any) -> Array:
     """The sub-env numbers ``idx`` selects, as an index array."""
-    return np.arange(num)[idx] if isinstance(idx, slice) else idx
+    return xp.arange(num, device=device)[idx] if isinstance(idx, slice) else idx
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +82,7 @@ class TabularMDPFamily(Episodic, ArrayRLFamily[TabularMDPTask]):
     )
 
     task_type = TabularMDPTask
+    array_api: ClassVar[bool] = True
     shifts: ClassVar[dict[str, str]] = {
         "sparsity": "redraw every transition row from Dirichlet(v, ..., v) (0.1: nearly deterministic)",
         "reward-spread": "scale every mean reward's distance from 1 by v"}
@@ -161,29 +163,32 @@ class TabularMDPFamily(Episodic, ArrayRLFamily[TabularMDPTask]):
     def new_state(self, num_envs: int) -> State:
         return {"s": np.zeros(num_envs, dtype=np.int64)}
 
-    def reset_state(self, params: Params, state: State, idx: Index, rng: np.random.Generator) -> None:
+    def reset_state(self, params: Params, state: State, idx: Index, rng: Generator) -> None:
         state["s"][idx] = 0
 
     def step_state(
-        self, params: Params, state: State, actions: np.ndarray, idx: Index, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, params: Params, state: State, actions: Array, idx: Index, rng: Generator
+    ) -> tuple[Array, Array]:
         s = state["s"][idx]
-        a = actions.astype(np.int64).reshape(len(s))
+        xp, device = namespace(s), device_of(s)
+        a = xp.reshape(xp.astype(actions, xp.int64), (len(s),))
         num_s, num_a = self.num_states, self.num_actions
         # Flat row numbers into the (task, s, a) tables: np.take on them is several times
         # faster than advanced indexing with three index arrays once the tables (16 MB of
         # CDFs for 4,096 tasks) no longer fit in the cache.
-        flat = (_rows(idx, len(state["s"])) * num_s + s) * num_a + a
-        reward = np.take(params["means"].reshape(-1), flat)
+        flat = (_rows(xp, idx, len(state["s"]), device) * num_s + s) * num_a + a
+        reward = xp.take(xp.reshape(params["means"], (-1,)), flat)
         if self.reward_noise > 0:
-            reward = reward + self.reward_noise * rng.standard_normal(len(s))
+            reward = reward + self.reward_noise * normal(rng, len(s))
         # Inverse-CDF sampling: the next state is the number of CDF entries <= u. A
         # matrix-vector product counts them faster than a sum over the short last axis.
-        u = rng.random(len(s))
-        below = np.take(params["cdf"].reshape(-1, num_s), flat, axis=0) <= u[:, None]
-        state["s"][idx] = (below.astype(np.float64) @ np.ones(num_s)).astype(np.int64)
-        return reward, np.zeros(len(s), dtype=bool)
+        u = random(rng, len(s))
+        below = xp.take(xp.reshape(params["cdf"], (-1, num_s)), flat, axis=0) <= u[:, None]
+        counts = xp.astype(below, xp.float64) @ xp.ones(num_s, dtype=xp.float64, device=device)
+        state["s"][idx] = xp.astype(counts, xp.int64)
+        return reward, xp.zeros(len(s), dtype=xp.bool, device=device)
 
-    def observe(self, params: Params, state: State, idx: Index) -> np.ndarray:
-        return np.take(np.eye(self.num_states, dtype=np.float32), state["s"][idx], axis=0)
-
+    def observe(self, params: Params, state: State, idx: Index) -> Array:
+        s = state["s"][idx]
+        xp = namespace(s)
+        return xp.take(xp.eye(self.num_states, dtype=xp.float32, device=device_of(s)), s, axis=0)

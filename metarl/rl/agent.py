@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ import torch
 from metarl.core.agent import Agent, EvalResult
 from metarl.core.seeding import ENV_KEY, Streams, stream, task_rng, torch_generator
 from metarl.core.task import Task
+from metarl.rl.array_family import runs_on_device
 from metarl.rl.family import RLFamily
 from metarl.rl.rollout import TrialPolicy, run_trials
 
@@ -26,6 +27,30 @@ class TrialConfig:
     def __post_init__(self) -> None:
         if self.trial_episodes < 0:
             raise ValueError(f"--trial-episodes must be >= 0 (0: the family's default), got {self.trial_episodes}")
+
+
+EnvDevice = Literal["auto", "numpy", "agent"]
+
+
+def env_device_field() -> Any:
+    """The ``env_device`` config field of agents whose policies act on tensors (RL², MAML-PG)."""
+    return dataclasses.field(default="auto", metadata={
+        "help": "where array families' envs step: numpy (on the host), agent (torch tensors on the agent's "
+                "device: no host round trip per step), auto (agent on an accelerator, numpy on the CPU)"})
+
+
+def resolve_env_device(choice: EnvDevice, device: torch.device, family: RLFamily[Any]) -> torch.device | None:
+    """The device an agent's batched envs step on (``None``: NumPy on the host).
+
+    ``auto`` keeps NumPy on the CPU, where it is faster than torch (experiments/RESULTS.md,
+    "Families on torch tensors"), and for families that only step on the host.
+    """
+    if choice == "numpy" or (choice == "auto" and (device.type == "cpu" or not runs_on_device(family))):
+        return None
+    if not runs_on_device(family):
+        raise ValueError(f"--env-device agent needs an array family that runs on torch tensors (array_api); "
+                         f"{type(family).__name__} steps on the host only")
+    return device
 
 
 class TrainingStreams(Streams):
@@ -58,6 +83,8 @@ class TrialAgent(Agent):
 
     config: TrialConfig
     family: RLFamily[Any]
+    env_device: torch.device | None = None
+    """Where evaluation envs step (``None``: NumPy); see :func:`resolve_env_device`."""
 
     def __init__(self, config: TrialConfig, family: Any, seed: int = 0, device: torch.device | str = "cpu"):
         super().__init__(config, family, seed, device)
@@ -73,5 +100,6 @@ class TrialAgent(Agent):
         return self.config.trial_episodes or self.family.episodes_per_trial
 
     def evaluate(self, tasks: Sequence[Task], seed: int = 0) -> EvalResult:
-        trials = run_trials(self.trial_policy(seed), self.family, tasks, self.episodes_per_trial(), seed=seed)
+        trials = run_trials(self.trial_policy(seed), self.family, tasks, self.episodes_per_trial(), seed=seed,
+                            device=self.env_device)
         return trial_eval_result(trials.returns)

@@ -1,32 +1,37 @@
-"""Array RL families and the two environments every one of them gets for free.
+"""Array RL families and the environments every one of them gets for free.
 
 An :class:`ArrayRLFamily` writes its dynamics once, as array code over a leading batch
-dimension (``reset_state``, ``step_state``, ``observe``). :class:`ArrayTaskEnv` (one task, the
-Gymnasium ``entry_point``) and :class:`BatchedTaskEnv` (one task per sub-env, the
-``vector_entry_point``) both run that code, so they cannot drift apart; what differs
-between them — autoreset bookkeeping, per-env tasks, seeding — is what the conformance
-tests check against ``SyncVectorEnv``.
+dimension (``reset_state``, ``step_state``, ``observe``) against the array namespace of its
+arrays (:mod:`metarl.rl.backend`), so the same code runs on NumPy arrays and on torch tensors.
+:class:`ArrayTaskEnv` (one task, the Gymnasium ``entry_point``) and :class:`BatchedTaskEnv`
+(one task per sub-env, the ``vector_entry_point``) both run that code on NumPy, so they cannot
+drift apart; what differs between them — autoreset bookkeeping, per-env tasks, seeding — is
+what the conformance tests check against ``SyncVectorEnv``. :class:`DeviceBatchedTaskEnv`
+(``make_vec_env(..., device=...)``) runs it on tensors on a torch device, and the conformance
+suite checks it against the NumPy env step for step.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any, Generic
+from typing import Any, ClassVar, Generic
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from metarl.core.task import TaskT
+from metarl.rl.backend import Array, Generator, generator, to_device
 from metarl.rl.envs import TaskEnv
-from metarl.rl.family import RLFamily
-from metarl.rl.spaces import ActionCheck
+from metarl.rl.family import RLFamily, TaskVectorEnv
+from metarl.rl.spaces import ActionCheck, TensorActionCheck
 
-State = dict[str, np.ndarray]
-Params = dict[str, np.ndarray]
-Index = slice | np.ndarray
+State = dict[str, Array]
+Params = dict[str, Array]
+Index = slice | Array
 
 
 class ArrayRLFamily(RLFamily[TaskT]):
@@ -35,7 +40,18 @@ class ArrayRLFamily(RLFamily[TaskT]):
     Subclasses define the spaces and four array functions; all arrays have the batch
     dimension first. ``idx`` selects the sub-envs concerned (a slice or index array), so
     a batched env can step some sub-envs while it resets others.
+
+    ``task_params`` and ``new_state`` build NumPy arrays; the device env moves them to its
+    device once. A family that sets :attr:`array_api` writes ``reset_state``, ``step_state``
+    and ``observe`` for NumPy arrays and torch tensors alike (``xp =
+    metarl.rl.backend.namespace(array)``, random draws through ``metarl.rl.backend``'s functions
+    of ``rng``, a NumPy or torch generator).
     """
+
+    array_api: ClassVar[bool] = False
+    """Whether the array functions take torch tensors too (written against
+    :mod:`metarl.rl.backend`), so that ``make_vec_env(device=...)`` runs them on a device.
+    Off by default: a family written with ``np`` alone steps on NumPy only."""
 
     @abc.abstractmethod
     def task_params(self, tasks: Sequence[TaskT]) -> Params:
@@ -46,13 +62,17 @@ class ArrayRLFamily(RLFamily[TaskT]):
         """Allocate the state arrays of ``num_envs`` environments (values unspecified)."""
 
     @abc.abstractmethod
-    def reset_state(self, params: Params, state: State, idx: Index, rng: np.random.Generator) -> None:
-        """Reset the sub-envs ``idx`` in place to the start of an episode."""
+    def reset_state(self, params: Params, state: State, idx: Index, rng: Generator) -> None:
+        """Reset the sub-envs ``idx`` in place to the start of an episode, writing every state array.
+
+        (The device env resets by computing a fresh state for every sub-env and selecting it
+        where a mask says, so a state array left unwritten here would be garbage there.)
+        """
 
     @abc.abstractmethod
     def step_state(
-        self, params: Params, state: State, actions: np.ndarray, idx: Index, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, params: Params, state: State, actions: Array, idx: Index, rng: Generator
+    ) -> tuple[Array, Array]:
         """Advance sub-envs ``idx`` by ``actions`` (already indexed); return reward, terminated.
 
         The batched env steps all its sub-envs at once, including any whose episode has
@@ -61,7 +81,7 @@ class ArrayRLFamily(RLFamily[TaskT]):
         """
 
     @abc.abstractmethod
-    def observe(self, params: Params, state: State, idx: Index) -> np.ndarray:
+    def observe(self, params: Params, state: State, idx: Index) -> Array:
         """Observations of sub-envs ``idx``."""
 
     def render_rgb(self, params: Params, state: State) -> np.ndarray | None:
@@ -76,8 +96,16 @@ class ArrayRLFamily(RLFamily[TaskT]):
         num_envs: int,
         tasks: Sequence[TaskT] | None = None,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        device: str | torch.device | None = None,
     ) -> BatchedTaskEnv[TaskT]:
-        return BatchedTaskEnv(self, num_envs, tasks, autoreset_mode=autoreset_mode)
+        """The batched env: NumPy arrays for ``device=None``, else torch tensors on ``device``
+        (:class:`DeviceBatchedTaskEnv`)."""
+        if device is None:
+            return BatchedTaskEnv(self, num_envs, tasks, autoreset_mode=autoreset_mode)
+        if not self.array_api:
+            raise ValueError(f"{type(self).__name__} steps on NumPy only: its array code is not declared to take "
+                             "torch tensors (array_api = True, docs/families.md)")
+        return DeviceBatchedTaskEnv(self, num_envs, tasks, autoreset_mode=autoreset_mode, device=device)
 
 
 _ALL = slice(None)
@@ -228,3 +256,116 @@ class BatchedTaskEnv(VectorEnv, Generic[TaskT]):
             obs = self.family.observe(self._params, self._state, _ALL)
         self._autoreset = done
         return obs, rewards, terminated, truncated, infos
+
+
+class DeviceBatchedTaskEnv(BatchedTaskEnv[TaskT]):
+    """:class:`BatchedTaskEnv` on torch tensors on ``device``: the same family code, task
+    parameters and state held on the device, random draws from a ``torch.Generator`` there
+    (seeded by ``reset(seed=...)``).
+
+    Observations, rewards (float64), terminated and truncated come back as tensors on the
+    device; actions may be tensors (on any device) or arrays. No step waits for the device:
+    autoresets select a freshly reset state with a mask instead of indexing the sub-envs that
+    ended (so ``SAME_STEP``'s ``info`` always holds ``final_obs`` and ``_final_obs``, the mask
+    all False when no episode ended), and on an accelerator invalid actions are clamped and
+    reported at the next ``reset`` (:class:`~metarl.rl.spaces.TensorActionCheck`). Only the
+    ``DISABLED`` mode's check that no ended sub-env is stepped reads the device every step.
+    """
+
+    def __init__(
+        self,
+        family: ArrayRLFamily[TaskT],
+        num_envs: int,
+        tasks: Sequence[TaskT] | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        device: str | torch.device = "cpu",
+    ):
+        self.device = torch.device(device)
+        super().__init__(family, num_envs, tasks, autoreset_mode)
+        self._check_actions = TensorActionCheck(self.single_action_space, num_envs, self.device)
+        self._state = {k: to_device(v, self.device) for k, v in self._state.items()}
+        self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._autoreset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self._generator = generator(self.device, None)
+
+    def set_tasks(self, tasks: Sequence[TaskT]) -> None:
+        """Give each sub-env its own task (parameters copied to the device once)."""
+        super().set_tasks(tasks)
+        self._params = {k: to_device(v, self.device) for k, v in self._params.items()}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._check_actions.raise_pending()
+        if seed is not None:
+            self._generator = generator(self.device, seed)
+        options = dict(options or {})
+        if "tasks" in options:
+            self.set_tasks(options.pop("tasks"))
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            self.family.reset_state(self._params, self._state, _ALL, self._generator)
+            self._elapsed.zero_()
+            self._autoreset.zero_()
+        else:
+            mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
+            if tuple(mask.shape) != (self.num_envs,):
+                raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {tuple(mask.shape)}")
+            self._reset_where(mask)
+            self._autoreset &= ~mask
+        return self.family.observe(self._params, self._state, _ALL), {}
+
+    def _reset_where(self, mask: torch.Tensor) -> None:
+        """Reset the sub-envs where ``mask``: a fresh state for all, kept where the mask says."""
+        fresh = {k: torch.empty_like(v) for k, v in self._state.items()}
+        self.family.reset_state(self._params, fresh, _ALL, self._generator)
+        for k, v in fresh.items():
+            self._state[k] = torch.where(mask.view(-1, *([1] * (v.dim() - 1))), v, self._state[k])
+        self._elapsed.masked_fill_(mask, 0)
+
+    def step(self, actions: Any):
+        actions = self._check_actions(actions)
+        if self.autoreset_mode == AutoresetMode.DISABLED and bool(self._autoreset.any()):
+            raise RuntimeError(
+                "step() after an episode ended with autoreset DISABLED: reset(options={'reset_mask': ...}) first"
+            )
+        # Every sub-env steps, as in the NumPy env; those awaiting a NEXT_STEP reset are
+        # overwritten just below.
+        reward, term = self.family.step_state(self._params, self._state, actions, _ALL, self._generator)
+        rewards = reward.to(dtype=torch.float64, copy=True)  # copies: the family may hand back its own tensors
+        terminated = term.to(dtype=torch.bool, copy=True)
+        self._elapsed += 1
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            resetting = self._autoreset
+            self._reset_where(resetting)
+            rewards.masked_fill_(resetting, 0.0)
+            terminated &= ~resetting
+        truncated = ~terminated & (self._elapsed >= self.family.max_episode_steps)
+        done = terminated | truncated
+        obs = self.family.observe(self._params, self._state, _ALL)
+        infos: dict[str, Any] = {}
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            infos = {"final_obs": obs, "_final_obs": done}
+            self._reset_where(done)
+            obs = self.family.observe(self._params, self._state, _ALL)
+        self._autoreset = done
+        return obs, rewards, terminated, truncated, infos
+
+
+def make_vec_env(
+    family: RLFamily[TaskT],
+    num_envs: int,
+    tasks: Sequence[TaskT] | None = None,
+    autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+    device: str | torch.device | None = None,
+) -> TaskVectorEnv[TaskT]:
+    """``family.make_vec_env``, on ``device`` when one is given (array families declaring
+    ``array_api`` only; the others step on the host and raise ``ValueError`` for a device)."""
+    if device is None:
+        return family.make_vec_env(num_envs, tasks, autoreset_mode=autoreset_mode)
+    if not isinstance(family, ArrayRLFamily):
+        raise ValueError(f"{type(family).__name__} is not an array family: its envs step on the host, not on {device}")
+    return family.make_vec_env(num_envs, tasks, autoreset_mode=autoreset_mode, device=device)
+
+
+def runs_on_device(family: Any) -> bool:
+    """Whether ``family``'s batched env can run on torch tensors (``make_vec_env(device=...)``)."""
+    return isinstance(family, ArrayRLFamily) and family.array_api

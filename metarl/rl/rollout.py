@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
+from metarl.rl.array_family import make_vec_env
+from metarl.rl.backend import Array, device_of, namespace, to_numpy
 from metarl.rl.family import RLFamily, TaskVectorEnv
 
 
@@ -30,7 +32,8 @@ class TrialPolicy(Protocol):
         """Forget everything: a new trial starts in every sub-env."""
 
     def act(self, obs: np.ndarray) -> Any:
-        """Env actions for all sub-envs given their observations."""
+        """Env actions for all sub-envs given their observations (tensors for a device env's
+        tensors: :meth:`~metarl.rl.spaces.SpaceCodec.to_env`)."""
 
     def observe(
         self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray, active: np.ndarray, next_obs: np.ndarray
@@ -41,42 +44,57 @@ class TrialPolicy(Protocol):
 
 
 class TrialTracker:
-    """Counts the episodes of each sub-env inside a trial of ``episodes`` episodes."""
+    """Counts the episodes of each sub-env inside a trial of ``episodes`` episodes.
 
-    def __init__(self, num_envs: int, episodes: int):
+    Its arrays are NumPy, or tensors on the device of ``like`` (the env's observations) for a
+    device env, so that booking a step never copies the env's results to the host.
+    """
+
+    def __init__(self, num_envs: int, episodes: int, like: Array | None = None):
+        xp, device = (np, "cpu") if like is None else (namespace(like), device_of(like))
         self.episodes = episodes
-        self.episode = np.zeros(num_envs, dtype=np.int64)
-        self.returns = np.zeros((num_envs, episodes))
-        self.lengths = np.zeros((num_envs, episodes), dtype=np.int64)
-        self._all = np.arange(num_envs)
+        self.episode = xp.zeros(num_envs, dtype=xp.int64, device=device)
+        self.returns = xp.zeros((num_envs, episodes), dtype=xp.float64, device=device)
+        self.lengths = xp.zeros((num_envs, episodes), dtype=xp.int64, device=device)
+        self._all = xp.arange(num_envs, device=device)
 
     @property
-    def active(self) -> np.ndarray:
+    def active(self) -> Array:
         """Sub-envs still inside their trial."""
         return self.episode < self.episodes
 
     @property
     def finished(self) -> bool:
-        """Whether every sub-env has completed its trial."""
+        """Whether every sub-env has completed its trial (reads a device tracker's counts)."""
         return bool((self.episode >= self.episodes).all())
 
-    def record(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+    def record(self, rewards: Array, dones: Array) -> Array:
         """Book one step; return the mask of sub-envs for which the step counted."""
         active = self.active
-        rows = self._all if active.all() else np.flatnonzero(active)
-        eps = self.episode[rows]
-        self.returns[rows, eps] += rewards[rows]
-        self.lengths[rows, eps] += 1
+        if isinstance(active, torch.Tensor):
+            # Whole-batch updates with a mask: selecting the active rows would wait for the device.
+            eps = self.episode.clamp(max=self.episodes - 1)
+            self.returns[self._all, eps] += torch.where(active, rewards, 0.0)
+            self.lengths[self._all, eps] += active
+        else:
+            rows = self._all if active.all() else np.flatnonzero(active)
+            eps = self.episode[rows]
+            self.returns[rows, eps] += rewards[rows]
+            self.lengths[rows, eps] += 1
         self.episode += dones & active
         return active
 
 
-def final_observations(obs: np.ndarray, dones: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+def final_observations(obs: Array, dones: Array, info: dict[str, Any]) -> Array:
     """What each sub-env's step led to: ``info["final_obs"]`` where an episode ended under
     ``SAME_STEP`` autoreset, the returned observation elsewhere.
 
-    Accepts both layouts: metarl's batched array and ``SyncVectorEnv``'s per-env objects.
+    Accepts the three layouts: metarl's batched array, a device env's tensor (selected with
+    its mask, without reading the device), and ``SyncVectorEnv``'s per-env objects.
     """
+    if isinstance(obs, torch.Tensor) and "final_obs" in info:
+        mask = info["_final_obs"]
+        return torch.where(mask.view(-1, *([1] * (obs.dim() - 1))), info["final_obs"], obs)
     if "final_obs" not in info or not dones.any():
         return obs
     mask = np.asarray(info.get("_final_obs", dones), dtype=bool)
@@ -126,10 +144,13 @@ def collect(
     if episodes < 1:
         raise ValueError(f"episodes per trial must be >= 1, got {episodes}")
     obs, _ = env.reset(seed=seed)
-    tracker = TrialTracker(env.num_envs, episodes)
+    tracker = TrialTracker(env.num_envs, episodes, like=obs)
+    # Whether every trial has ended is read on the host: for an env on an accelerator, once
+    # an episode's length (a wait for the device per episode, not per step).
+    check_every = max_episode_steps if isinstance(obs, torch.Tensor) and obs.device.type != "cpu" else 1
     policy.begin_trial(env.num_envs)
     steps: dict[str, list[torch.Tensor]] = {}
-    for _ in range(episodes * max_episode_steps):
+    for t in range(episodes * max_episode_steps):
         actions = policy.act(obs)
         if record is not None:
             for key, value in record().items():
@@ -141,9 +162,9 @@ def collect(
         if record is not None:
             steps.setdefault("rewards", []).append(torch.as_tensor(rewards * active, dtype=torch.float32, device=device))
             steps.setdefault("active", []).append(torch.as_tensor(active, device=device))
-        if tracker.finished:
+        if (t + 1) % check_every == 0 and tracker.finished:
             break
-    return Trials(tracker.returns, tracker.lengths, {k: torch.stack(v) for k, v in steps.items()})
+    return Trials(to_numpy(tracker.returns), to_numpy(tracker.lengths), {k: torch.stack(v) for k, v in steps.items()})
 
 
 def run_trials(
@@ -154,6 +175,7 @@ def run_trials(
     seed: int = 0,
     batch_size: int = 4096,
     wrap: Callable[[TaskVectorEnv[Any]], TaskVectorEnv[Any]] | None = None,
+    device: torch.device | str | None = None,
 ) -> Trials:
     """Run one trial of ``episodes`` episodes (default: the family's) in each task.
 
@@ -162,14 +184,15 @@ def run_trials(
 
     Tasks are processed in batches of ``batch_size`` sub-envs (fewer for a family whose
     environments are large: :meth:`RLFamily.eval_batch`); batch ``b`` resets its env with seed
-    ``seed + b``, so results depend only on the seed and the tasks.
+    ``seed + b``, so results depend only on the seed and the tasks. ``device`` runs an array
+    family's envs on torch tensors there (the policy then gets tensors).
     """
     episodes = family.episodes_per_trial if episodes is None else episodes
     batch_size = family.eval_batch(batch_size)
     returns, lengths = [], []
     for b, start in enumerate(range(0, len(tasks), batch_size)):
         chunk = list(tasks[start : start + batch_size])
-        env = family.make_vec_env(len(chunk), chunk, autoreset_mode=AutoresetMode.SAME_STEP)
+        env = make_vec_env(family, len(chunk), chunk, autoreset_mode=AutoresetMode.SAME_STEP, device=device)
         if wrap is not None:
             env = wrap(env)
         trials = collect(env, policy, episodes, family.max_episode_steps, seed + b)

@@ -50,12 +50,12 @@ class SpaceCodec:
             return nn.functional.one_hot(o.long(), self.obs_dim).float()
         return o.reshape(len(o), -1).float()
 
-    def to_env(self, action: torch.Tensor) -> np.ndarray:
-        """The env action for a network action (integers, or ``center + scale * u``)."""
-        if self.discrete_actions:
-            return action.cpu().numpy()
-        shape = tuple(self.act_space.shape or ())
-        return (self.center + self.scale * action).cpu().numpy().reshape(len(action), *shape)
+    def to_env(self, action: torch.Tensor, tensor: bool = False) -> Any:
+        """The env action for a network action (integers, or ``center + scale * u``): a NumPy
+        array, or with ``tensor`` (for a device env) a tensor left on the network's device."""
+        if not self.discrete_actions:
+            action = (self.center + self.scale * action).reshape(len(action), *(self.act_space.shape or ()))
+        return action if tensor else action.cpu().numpy()
 
     def encode_action(self, actions: np.ndarray) -> torch.Tensor:
         """``[N, act_dim]``: one-hot, or the action as the env applied it in ``[-1, 1]`` units."""
@@ -114,10 +114,70 @@ class ActionCheck:
                 raise ValueError(f"actions must be finite for {self.space}, got NaN or infinity")
         return a
 
-    def _out_of_range(self, a: np.ndarray) -> None:
+    def _out_of_range(self, a: Any) -> None:
         high = self.low + self.n
         bad = a[(a < self.low) | (a >= high)].ravel()[0]
         raise ValueError(f"action {bad} is outside {self.space}: actions must lie in [{self.low}, {high - 1}]")
+
+
+class TensorActionCheck(ActionCheck):
+    """:class:`ActionCheck` for a device env: returns the actions as a tensor on ``device``.
+
+    Shapes and dtypes are checked on the host (they are metadata); the values with one
+    reduction on the device. On the CPU that reduction is read at once and a bad action raises
+    ``ValueError`` in ``step``. On an accelerator reading it would make every step wait for the
+    device, so the check is deferred (``defer``, default: any device but the CPU): Discrete
+    actions are clamped into range (an out-of-range index would otherwise crash the device
+    kernel that gathers with it), the finding is accumulated on the device, and
+    :meth:`raise_pending` — called by the env's ``reset`` — raises the ``ValueError`` then.
+    """
+
+    def __init__(self, space: gym.Space, num_envs: int, device: torch.device, defer: bool | None = None):
+        super().__init__(space, num_envs)
+        self.device = device
+        self.defer = device.type != "cpu" if defer is None else defer
+        self._invalid: torch.Tensor | None = None
+
+    def __call__(self, actions: Any) -> torch.Tensor:
+        try:
+            a = torch.as_tensor(actions, device=self.device)
+        except (ValueError, TypeError) as exc:  # a ragged list
+            raise ValueError(f"expected {self.what} of shape {self.expected} for {self.space}; these do not form an "
+                             f"array ({exc})") from exc
+        if tuple(a.shape) != self.expected:
+            raise ValueError(f"expected {self.what} of shape {self.expected} for {self.space}, got shape {tuple(a.shape)}")
+        integer = not (a.is_floating_point() or a.is_complex() or a.dtype == torch.bool)
+        if self.discrete:
+            if not integer:
+                raise ValueError(f"{self.space} takes integer actions, got {a.dtype} ({a.ravel()[:4].tolist()}...)")
+            bad = ((a < self.low) | (a >= self.low + self.n)).any()
+        elif self.box:
+            if not (integer or a.is_floating_point()):
+                raise ValueError(f"{self.space} takes numeric actions, got {a.dtype}")
+            bad = ~torch.isfinite(a).all() if a.is_floating_point() else None
+        else:
+            bad = None
+        if bad is None:
+            return a
+        if not self.defer:
+            if bool(bad):
+                self._raise(a)
+            return a
+        self._invalid = bad if self._invalid is None else self._invalid | bad
+        return a.clamp(self.low, self.low + self.n - 1) if self.discrete else a
+
+    def _raise(self, a: torch.Tensor) -> None:
+        if self.discrete:
+            self._out_of_range(a.cpu().numpy())
+        raise ValueError(f"actions must be finite for {self.space}, got NaN or infinity")
+
+    def raise_pending(self) -> None:
+        """Raise ``ValueError`` if an action checked since the last call was invalid (deferred
+        checks; reads the device once)."""
+        invalid, self._invalid = self._invalid, None
+        if invalid is not None and bool(invalid):
+            what = "outside the space (clamped into it)" if self.discrete else "NaN or infinite"
+            raise ValueError(f"an action since the last reset was {what} for {self.space}")
 
 
 def sample_actions(space: gym.Space, num_envs: int, rng: np.random.Generator) -> Any:
