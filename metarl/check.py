@@ -4,6 +4,7 @@
     python -m metarl.check my_families:mine/LineGoal-v0          # your own module
     python -m metarl.check metarl/Bandit-v0 --k 3                # the family's own flags
     python -m metarl.check mine/LineGoal-v0 --import my_families --only "train and test tasks differ"
+    python -m metarl.check metarl/Pendulum-v0 --device cuda       # where the device-env checks run (cpu)
 
 Prints one line per check (pass, FAIL, skip, with what it found) and exits with status 0 when
 no check failed, 1 otherwise (2 for bad input). The checks are those of
@@ -13,6 +14,8 @@ no check failed, 1 otherwise (2 for bad input). The checks are those of
 from __future__ import annotations
 
 import sys
+
+import torch
 
 from metarl.conformance import CHECKS, check_family
 from metarl.core.errors import UsageError
@@ -29,22 +32,27 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip() + "\n\nThe checks:\n" + "\n".join(f"  {name} ({kind})" for name, (kind, _) in CHECKS.items()))
         return 0 if argv else 2
     env, rest = argv[0], argv[1:]
-    only: list[str] = []
-    imports: list[str] = []
-    while "--only" in rest or "--import" in rest:
-        flag = "--only" if "--only" in rest else "--import"
+    values: dict[str, list[str]] = {"--only": [], "--import": [], "--device": []}
+    while any(flag in rest for flag in values):
+        flag = next(flag for flag in values if flag in rest)
         i = rest.index(flag)
         if i + 1 >= len(rest):
             raise UsageError(f"{flag} needs a value")
-        (only if flag == "--only" else imports).append(rest[i + 1])
+        values[flag].append(rest[i + 1])
         del rest[i : i + 2]
+    only, imports, devices = values["--only"], values["--import"], values["--device"]
+    device = devices[-1] if devices else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError as exc:
+        raise UsageError(f"--device {device}: not a torch device ({exc})") from exc
     module, family_id = split_env(env)
     import_modules([*imports, *([module] if module else [])])
     spec = family_spec(family_id)
     family = parse_sections(PROG, f"Check the family {spec.id}; its flags:", {"env": family_default(family_id)},
                             rest)["env"]
     try:
-        report = check_family(family, only=only or None)
+        report = check_family(family, only=only or None, device=device)
     except ValueError as exc:  # an unknown check name
         raise UsageError(str(exc)) from exc
     report.family = spec.id

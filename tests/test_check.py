@@ -32,7 +32,7 @@ BROKEN = textwrap.dedent(
 def test_a_good_family_passes_every_check_with_its_own_flags(capsys):
     assert check.main(["metarl/Bandit-v0", "--k", "3"]) == 0
     out = capsys.readouterr().out
-    assert "10 passed, 0 failed, 0 skipped" in out and "FAIL" not in out
+    assert "12 passed, 0 failed, 0 skipped" in out and "FAIL" not in out
 
 
 def test_the_report_lists_each_check_and_the_exit_status_is_0(capsys):
@@ -56,6 +56,7 @@ def test_a_broken_user_family_fails_with_exit_status_1(tmp_path, monkeypatch, ca
     (["metarl/Bandit-v0", "--only", "no such check"], "no such check"),
     (["metarl/Bandit-v0", "--k", "0"], "k (number of arms) must be >= 1"),
     (["metarl/Bandit-v0", "--only"], "--only needs a value"),
+    (["metarl/Bandit-v0", "--device", "gpu0"], "--device gpu0: not a torch device"),
 ])
 def test_bad_input_exits_2(argv, message, capfd):
     code, err = run_command(check.main, argv, capfd)
