@@ -1,8 +1,10 @@
 """Array families on NumPy vs torch tensors (issue 17), as markdown tables.
 
 (a) Env-only throughput: env steps per second of the batched env of each family (default: the
-    bandit and the tabular MDP) at 1,024 and 65,536 sub-envs (NEXT_STEP autoreset, random
-    actions pre-sampled in the env's own kind: arrays for NumPy, tensors on the device for torch),
+    bandit and the tabular MDP) at 1,024 and 65,536 sub-envs, under NEXT_STEP autoreset (the
+    Gymnasium default; the NumPy env skips the step in which every sub-env resets, half of the
+    bandit's) and SAME_STEP (what RL² uses), random actions pre-sampled in the env's own kind
+    (arrays for NumPy, tensors on the device for torch),
     for each backend: ``numpy`` (``make_vec_env(...)``) and ``torch:<device>``
     (``make_vec_env(..., device=...)``). On an accelerator the clock stops after the device
     has finished.
@@ -12,7 +14,10 @@
 
 Usage::
 
-    python experiments/bench_backends.py [--budget SECONDS] [--devices cpu [cuda]] [--sizes 1024 65536]
+    python experiments/bench_backends.py [--budget SECONDS] [--devices cpu [cuda]] [--sizes 1024 65536] [--threads 1]
+
+One torch thread by default, like the other CPU benchmarks here (NumPy's element-wise code is
+single-threaded too; on a shared 2-core machine two torch threads spin against other processes).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 
 import metarl
 from metarl.agents.rl2 import RL2, RL2Config
@@ -55,8 +61,8 @@ def throughput(step: Callable[[int], None], per_call: int, budget: float, device
     return calls * per_call / (time.perf_counter() - start)
 
 
-def bench_env(family: ArrayRLFamily, tasks: list, device: str | None, budget: float) -> float:
-    env = family.make_vec_env(len(tasks), tasks, device=device)
+def bench_env(family: ArrayRLFamily, tasks: list, device: str | None, mode: AutoresetMode, budget: float) -> float:
+    env = family.make_vec_env(len(tasks), tasks, autoreset_mode=mode, device=device)
     env.reset(seed=0)
     actions = batched_actions(family.action_space, len(tasks), seed=0)
     if device is not None:
@@ -85,7 +91,9 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="*", type=int, default=[1024, 65536])
     parser.add_argument("--devices", nargs="*", default=["cpu"], help="torch devices to compare with NumPy")
     parser.add_argument("--rl2-iterations", type=int, default=3, help="timed RL² iterations per row (0: skip)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     load = os.getloadavg()
     print("# Array families on NumPy and on torch tensors\n")
     print(f"Command: `python {' '.join(sys.argv)}`  ")
@@ -94,15 +102,18 @@ def main() -> None:
           f"{torch.__version__}, Gymnasium {gym.__version__}  ")
     print(f"Load average at start (1, 5, 15 min): {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}\n")
     backends: list[tuple[str, str | None]] = [("numpy", None)] + [(f"torch:{d}", d) for d in args.devices]
-    print("| family | backend | " + " | ".join(f"env@{n}" for n in args.sizes) + " |")
-    print("|" + "---|" * (2 + len(args.sizes)))
+    modes = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
+    columns = [f"{mode.name.lower()}@{n}" for mode in modes for n in args.sizes]
+    print("| family | backend | " + " | ".join(columns) + " |")
+    print("|" + "---|" * (2 + len(columns)))
     for family_id in args.families:
         family = metarl.make_family(family_id)
         assert isinstance(family, ArrayRLFamily), f"{family_id} is not an array family"
         base = family.sample_tasks(1024, "train")
         for name, device in backends:
             # 1,024 distinct tasks, repeated: 65,536 distinct ones would cost gigabytes of Python objects.
-            cells = [fmt(bench_env(family, (base * (n // len(base) + 1))[:n], device, args.budget)) for n in args.sizes]
+            cells = [fmt(bench_env(family, (base * (n // len(base) + 1))[:n], device, mode, args.budget))
+                     for mode in modes for n in args.sizes]
             print(f"| `{family_id}` | {name} | " + " | ".join(cells) + " |", flush=True)
     if args.rl2_iterations:
         print("\n| RL² bandit (k=5, n=100, 1,024 trials), agent on | env | env steps/s, whole iterations |")

@@ -182,6 +182,7 @@ def _assert_same_steps(ours: Sequence[tuple[Any, ...]], ref: Sequence[tuple[Any,
         (final, mask), (ref_final, ref_mask) = x[4] or none_ended, y[4] or none_ended
         np.testing.assert_array_equal(mask, ref_mask, err_msg=f"{what}: _final_obs, step {step}")
         for i in np.flatnonzero(mask):
+            assert final is not None and ref_final is not None
             np.testing.assert_allclose(final[i], ref_final[i], rtol=1e-5, atol=1e-6, err_msg=f"{what}: final_obs, step {step}")
 
 
@@ -495,7 +496,11 @@ CHECKS: dict[str, tuple[str, Callable[[Any], str]]] = {
 }
 """Every check by name: the kind of family it applies to, and the function."""
 
-_DEVICE_CHECKS = {_device_matches_numpy_exactly, _device_matches_numpy_in_distribution}
+_DEVICE_CHECKS: dict[str, Callable[[Any, Any], str]] = {
+    "device env = NumPy env, exactly": _device_matches_numpy_exactly,
+    "device env = NumPy env, in distribution": _device_matches_numpy_in_distribution,
+}
+"""The checks that take the device to run on as well."""
 
 
 def check_family(family: str | TaskFamily[Any], only: Sequence[str] | None = None,
@@ -516,7 +521,7 @@ def check_family(family: str | TaskFamily[Any], only: Sequence[str] | None = Non
         if (only and check not in only) or kind not in ("any", instance.kind):
             continue
         try:
-            detail = fn(instance, device) if fn in _DEVICE_CHECKS else fn(instance)
+            detail = _DEVICE_CHECKS[check](instance, device) if check in _DEVICE_CHECKS else fn(instance)
             results.append(CheckResult(check, True, detail))
         except Skip as exc:
             results.append(CheckResult(check, None, str(exc)))

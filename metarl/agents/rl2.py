@@ -23,8 +23,15 @@ from torch import nn
 from metarl.core.agent import IterationStats, optimizer_step
 from metarl.core.checks import check_memory, check_non_negative, check_positive
 from metarl.core.seeding import torch_generator, torch_seeded
-from metarl.rl.agent import (EnvDevice, TrainingStreams, TrialAgent, TrialConfig, env_device_field,
-                             resolve_env_device, trial_eval_result)
+from metarl.rl.agent import (
+    EnvDevice,
+    TrainingStreams,
+    TrialAgent,
+    TrialConfig,
+    env_device_field,
+    resolve_env_device,
+    trial_eval_result,
+)
 from metarl.rl.array_family import make_vec_env
 from metarl.rl.distributions import ActionDistribution
 from metarl.rl.family import RLFamily

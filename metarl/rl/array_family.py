@@ -183,8 +183,9 @@ class BatchedTaskEnv(VectorEnv, Generic[TaskT]):
         self._check_actions = ActionCheck(self.single_action_space, num_envs)
         self.set_tasks(tasks if tasks is not None else [family.default_task()] * num_envs)
         self._state = family.new_state(num_envs)
-        self._elapsed = np.zeros(num_envs, dtype=np.int64)
-        self._autoreset = np.zeros(num_envs, dtype=bool)
+        # Arrays here, tensors in DeviceBatchedTaskEnv.
+        self._elapsed: Array = np.zeros(num_envs, dtype=np.int64)
+        self._autoreset: Array = np.zeros(num_envs, dtype=bool)
         self._np_random, self._np_random_seed = gym.utils.seeding.np_random(None)
 
     @property
@@ -282,7 +283,7 @@ class DeviceBatchedTaskEnv(BatchedTaskEnv[TaskT]):
     ):
         self.device = torch.device(device)
         super().__init__(family, num_envs, tasks, autoreset_mode)
-        self._check_actions = TensorActionCheck(self.single_action_space, num_envs, self.device)
+        self._device_check = TensorActionCheck(self.single_action_space, num_envs, self.device)
         self._state = {k: to_device(v, self.device) for k, v in self._state.items()}
         self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._autoreset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
@@ -294,7 +295,7 @@ class DeviceBatchedTaskEnv(BatchedTaskEnv[TaskT]):
         self._params = {k: to_device(v, self.device) for k, v in self._params.items()}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self._check_actions.raise_pending()
+        self._device_check.raise_pending()
         if seed is not None:
             self._generator = generator(self.device, seed)
         options = dict(options or {})
@@ -322,7 +323,7 @@ class DeviceBatchedTaskEnv(BatchedTaskEnv[TaskT]):
         self._elapsed.masked_fill_(mask, 0)
 
     def step(self, actions: Any):
-        actions = self._check_actions(actions)
+        actions = self._device_check(actions)
         if self.autoreset_mode == AutoresetMode.DISABLED and bool(self._autoreset.any()):
             raise RuntimeError(
                 "step() after an episode ended with autoreset DISABLED: reset(options={'reset_mask': ...}) first"

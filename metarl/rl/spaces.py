@@ -65,16 +65,9 @@ class SpaceCodec:
         return ((a.float().reshape(len(a), -1) - self.center) / self.scale).clamp(-1.0, 1.0)
 
 
-class ActionCheck:
-    """Checks actions against a space: ``check(actions)`` returns them as an array if they
-    belong to ``space``, else raises ``ValueError`` saying why.
-
-    One action (``num_envs`` None) or a batch of ``num_envs``, with the space's shape. Discrete
-    actions must be integers in ``[start, start + n)`` (a float or an out-of-range index would
-    silently pick another action); Box actions must be finite (a NaN would poison the state for
-    the rest of the episode); values outside a Box's bounds are the env's to clip. Built once
-    per env, so a step pays for one reduction over the batch (about 2 µs for 4,096 sub-envs).
-    """
+class _ActionRule:
+    """What an action of ``space`` must be: the shape of one (``num_envs`` None) or of a batch,
+    and for Discrete spaces the range ``[low, low + n)``."""
 
     def __init__(self, space: gym.Space, num_envs: int | None = None):
         self.space = space
@@ -85,6 +78,23 @@ class ActionCheck:
         self.box = isinstance(space, gym.spaces.Box)
         self.low = int(space.start) if isinstance(space, gym.spaces.Discrete) else 0
         self.n = int(space.n) if isinstance(space, gym.spaces.Discrete) else 0
+
+    def _out_of_range(self, a: np.ndarray) -> None:
+        high = self.low + self.n
+        bad = a[(a < self.low) | (a >= high)].ravel()[0]
+        raise ValueError(f"action {bad} is outside {self.space}: actions must lie in [{self.low}, {high - 1}]")
+
+
+class ActionCheck(_ActionRule):
+    """Checks actions against a space: ``check(actions)`` returns them as an array if they
+    belong to ``space``, else raises ``ValueError`` saying why.
+
+    One action (``num_envs`` None) or a batch of ``num_envs``, with the space's shape. Discrete
+    actions must be integers in ``[start, start + n)`` (a float or an out-of-range index would
+    silently pick another action); Box actions must be finite (a NaN would poison the state for
+    the rest of the episode); values outside a Box's bounds are the env's to clip. Built once
+    per env, so a step pays for one reduction over the batch (about 2 µs for 4,096 sub-envs).
+    """
 
     def __call__(self, actions: Any) -> np.ndarray:
         if self.discrete and isinstance(actions, (int, np.integer)) and not isinstance(actions, bool) \
@@ -114,13 +124,7 @@ class ActionCheck:
                 raise ValueError(f"actions must be finite for {self.space}, got NaN or infinity")
         return a
 
-    def _out_of_range(self, a: Any) -> None:
-        high = self.low + self.n
-        bad = a[(a < self.low) | (a >= high)].ravel()[0]
-        raise ValueError(f"action {bad} is outside {self.space}: actions must lie in [{self.low}, {high - 1}]")
-
-
-class TensorActionCheck(ActionCheck):
+class TensorActionCheck(_ActionRule):
     """:class:`ActionCheck` for a device env: returns the actions as a tensor on ``device``.
 
     Shapes and dtypes are checked on the host (they are metadata); the values with one
@@ -147,6 +151,7 @@ class TensorActionCheck(ActionCheck):
         if tuple(a.shape) != self.expected:
             raise ValueError(f"expected {self.what} of shape {self.expected} for {self.space}, got shape {tuple(a.shape)}")
         integer = not (a.is_floating_point() or a.is_complex() or a.dtype == torch.bool)
+        bad: torch.Tensor | None = None  # other spaces: the env's own code decides
         if self.discrete:
             if not integer:
                 raise ValueError(f"{self.space} takes integer actions, got {a.dtype} ({a.ravel()[:4].tolist()}...)")
@@ -155,15 +160,13 @@ class TensorActionCheck(ActionCheck):
             if not (integer or a.is_floating_point()):
                 raise ValueError(f"{self.space} takes numeric actions, got {a.dtype}")
             bad = ~torch.isfinite(a).all() if a.is_floating_point() else None
-        else:
-            bad = None
         if bad is None:
             return a
         if not self.defer:
             if bool(bad):
                 self._raise(a)
             return a
-        self._invalid = bad if self._invalid is None else self._invalid | bad
+        self._invalid = bad if self._invalid is None else torch.logical_or(self._invalid, bad)
         return a.clamp(self.low, self.low + self.n - 1) if self.discrete else a
 
     def _raise(self, a: torch.Tensor) -> None:
