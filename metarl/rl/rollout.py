@@ -146,8 +146,10 @@ def collect(
     obs, _ = env.reset(seed=seed)
     tracker = TrialTracker(env.num_envs, episodes, like=obs)
     # Whether every trial has ended is read on the host: for an env on an accelerator, once
-    # an episode's length (a wait for the device per episode, not per step).
-    check_every = max_episode_steps if isinstance(obs, torch.Tensor) and obs.device.type != "cpu" else 1
+    # an episode's length (a wait for the device per episode, not per step), and never before
+    # ``episodes`` steps, the earliest a trial can end (so never within a bandit's trial).
+    on_accelerator = isinstance(obs, torch.Tensor) and obs.device.type != "cpu"
+    check_every, check_from = (max_episode_steps, episodes) if on_accelerator else (1, 1)
     policy.begin_trial(env.num_envs)
     steps: dict[str, list[torch.Tensor]] = {}
     for t in range(episodes * max_episode_steps):
@@ -162,7 +164,7 @@ def collect(
         if record is not None:
             steps.setdefault("rewards", []).append(torch.as_tensor(rewards * active, dtype=torch.float32, device=device))
             steps.setdefault("active", []).append(torch.as_tensor(active, device=device))
-        if (t + 1) % check_every == 0 and tracker.finished:
+        if t + 1 >= check_from and (t + 1) % check_every == 0 and tracker.finished:
             break
     return Trials(to_numpy(tracker.returns), to_numpy(tracker.lengths), {k: torch.stack(v) for k, v in steps.items()})
 
