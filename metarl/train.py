@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     run: RunConfig = sections["run"]
     device = setup_torch(run)
     agent = build_agent(agent_cls, sections["agent"], family, family_id, seed=run.seed, device=device)
+    if run.amp and agent_cls.amp_refusal:
+        raise UsageError(f"--amp with --algo {agent_cls.name}: {agent_cls.amp_refusal}. Mixed precision is for "
+                         "protonet, matching, siamese and finetune")
     for split in ("train", "test"):  # a missing data set fails here, before a run directory exists
         family.sample_tasks(1, split)
     if run.eval_shift or run.eval_ood:  # so does a shift the family lacks

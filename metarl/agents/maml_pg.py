@@ -203,6 +203,9 @@ class MAMLPG(InnerLoopAgent, Agent):
     config_class: ClassVar[type] = MAMLPGConfig
     kind: ClassVar[str] = "rl"
     default_env: ClassVar[str] = "metarl/Nav2D-v0"
+    amp_refusal: ClassVar[str | None] = (
+        "TRPO's conjugate gradient and KL line search need the Fisher-vector products to full precision, "
+        "and its small policies gain nothing from bfloat16")
     config: MAMLPGConfig
 
     def __init__(self, config: MAMLPGConfig, family: RLFamily[Any], seed: int = 0, device: torch.device | str = "cpu"):

@@ -183,6 +183,10 @@ class RL2(TrialAgent):
     budget_fields: ClassVar[tuple[str, ...]] = ("total_env_steps",)
     kind: ClassVar[str] = "rl"
     default_env: ClassVar[str] = "metarl/Bandit-v0"
+    amp_refusal: ClassVar[str | None] = (
+        "PPO's ratio exp(log p - old log p) would carry bfloat16's 3 significant digits, enough to move "
+        "ratios across the clip range, and the recurrent state accumulates the rounding over the trial; "
+        "its small networks gain nothing from it")
 
     config: RL2Config
 

@@ -75,6 +75,9 @@ class Agent(abc.ABC):
     default_env: ClassVar[str] = "metarl/Bandit-v0"
     budget_fields: ClassVar[tuple[str, ...]] = ("iterations",)
     """The config fields that set how long training runs (``--resume`` may raise them)."""
+    amp_refusal: ClassVar[str | None] = "its training has not been checked in bfloat16"
+    """Why ``--amp`` (bfloat16 autocast in training) is not safe for this algorithm; ``None``
+    where it is."""
 
     def __init__(self, config: Any, family: TaskFamily[Any], seed: int = 0, device: torch.device | str = "cpu"):
         if family.kind != self.kind and self.kind != "any":

@@ -265,6 +265,9 @@ class TrainedClassifier(FewShotClassifier):
     logged every ``curve_every`` updates."""
 
     config: TrainedClassifierConfig
+    # Convolutions and linear layers run in bfloat16 under autocast, while the losses' softmax,
+    # log and distances stay in float32 (autocast's own lists); plain first-order gradients.
+    amp_refusal: ClassVar[str | None] = None
 
     def __init__(self, config: TrainedClassifierConfig, family: Any, seed: int = 0,
                  device: torch.device | str = "cpu"):

@@ -314,7 +314,8 @@ class Trainer:
                     break
                 t0 = time.perf_counter()
                 try:
-                    stats = self.agent.train_iteration()
+                    with torch.autocast(self.agent.device.type, dtype=torch.bfloat16, enabled=self.run.amp):
+                        stats = self.agent.train_iteration()
                 except DivergenceError as exc:
                     raise self._diverged(str(exc)) from exc
                 dt = time.perf_counter() - t0
