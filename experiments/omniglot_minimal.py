@@ -65,6 +65,9 @@ FULL: dict[str, tuple[str, list[str]]] = {
                                      "--lr-halve-every", "700", "--augment", "--train-scope", "within"]),
     "protonet_within_20way": ("protonet", ["--train-ways", "20", "--train-queries", "15", "--iterations", "2000",
                                            "--lr-halve-every", "700", "--augment", "--train-scope", "within"]),
+    # A wider embedding (128 filters per convolution), 20-way training episodes.
+    "protonet_wide": ("protonet", ["--train-ways", "20", "--train-queries", "5", "--iterations", "1800",
+                                   "--lr-halve-every", "600", "--augment", "--channels", "128"]),
     # The other meta-learners. MAML and the LSTM learner have an N-way output layer, so each
     # model is trained for one N and evaluated at that N only (as in the MAML paper).
     "siamese": ("siamese", ["--iterations", "3000"]),

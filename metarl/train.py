@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from metarl.core.checks import flag
+from metarl.core.distributed import broadcast_object, shutdown, world
 from metarl.core.errors import UsageError
 from metarl.core.registry import family_spec
 from metarl.run.checkpoint import RunSpec, config_json, load_run, new_run_dir, read_run_config, write_run_config
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     run: RunConfig = sections["run"]
     device = setup_torch(run)
     agent = build_agent(agent_cls, sections["agent"], family, family_id, seed=run.seed, device=device)
+    if run.amp and agent_cls.amp_refusal:
+        raise UsageError(f"--amp with --algo {agent_cls.name}: {agent_cls.amp_refusal}. Mixed precision is for "
+                         "protonet, matching, siamese and finetune")
     for split in ("train", "test"):  # a missing data set fails here, before a run directory exists
         family.sample_tasks(1, split)
     if run.eval_shift or run.eval_ood:  # so does a shift the family lacks
@@ -79,13 +83,18 @@ def main(argv: list[str] | None = None) -> int:
             family.sample_tasks(1, "test" if run.eval_shift else "ood", shift=run.eval_shift)
         except ValueError as exc:
             raise UsageError(f"--eval-shift on {family_id}: {exc}") from None
-    run_dir = new_run_dir(run.logdir, family_id, agent_cls.name, run.seed)
-    (run_dir / "config.json").write_text(
-        config_json(agent_cls.name, family_id, family, sections["agent"], run, argv, imports))
-    print(f"run directory: {run_dir}\nwatch it with: tensorboard --logdir {run.logdir}", file=sys.stderr)
+    main_process = world().main
+    run_dir = None
+    if main_process:  # under torchrun, rank 0 makes the run directory and tells the others
+        run_dir = new_run_dir(run.logdir, family_id, agent_cls.name, run.seed)
+        (run_dir / "config.json").write_text(
+            config_json(agent_cls.name, family_id, family, sections["agent"], run, argv, imports))
+        processes = f" ({world().size} processes)" if world().size > 1 else ""
+        print(f"run directory: {run_dir}{processes}\nwatch it with: tensorboard --logdir {run.logdir}", file=sys.stderr)
+    run_dir = broadcast_object(run_dir)
     trainer = Trainer(agent, agent_cls.name, family_id, run, run_dir)
     code = trainer.train()
-    if code == 0:
+    if code == 0 and main_process:
         finish(trainer, sections["agent"])
     return code
 
@@ -120,13 +129,14 @@ def resume(run_dir: Path, imported: list[str], argv: list[str]) -> int:
     agent = spec.build_agent(setup_torch(spec.run))
     trainer = Trainer(agent, spec.agent_cls.name, family_spec(spec.env_id).id, spec.run, run_dir)
     trainer.restore()
-    if config is not None:  # only once the checkpoint has loaded: bad input changes no file
+    if config is not None and world().main:  # only once the checkpoint has loaded: bad input changes no file
         saved = read_run_config(run_dir)
         saved["run"], saved["agent"] = dataclasses.asdict(spec.run), dataclasses.asdict(spec.agent_config)
         write_run_config(run_dir, saved)
-    print(f"resuming {run_dir} at iteration {trainer.iteration}", file=sys.stderr)
+    if world().main:
+        print(f"resuming {run_dir} at iteration {trainer.iteration}", file=sys.stderr)
     code = trainer.train(resumed=True)
-    if code == 0 and trainer.final_report is not None:
+    if code == 0 and trainer.final_report is not None and world().main:
         finish(trainer, spec.agent_config)
     return code
 
@@ -174,9 +184,17 @@ def finish(trainer: Trainer, agent_config: Any) -> None:
     print_lines(lines)
 
 
+def main_and_shutdown(argv: list[str] | None = None) -> int:
+    """:func:`main`, then leave torchrun's process group if the run joined one."""
+    try:
+        return main(argv)
+    finally:
+        shutdown()
+
+
 def cli() -> None:
     """The console script ``metarl-train``: :func:`main` with the CLI's error handling."""
-    run_cli(main)
+    run_cli(main_and_shutdown)
 
 
 if __name__ == "__main__":

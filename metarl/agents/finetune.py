@@ -21,6 +21,7 @@ from torch import nn
 
 from metarl.core.agent import IterationStats
 from metarl.core.checks import check_positive
+from metarl.core.distributed import shard
 from metarl.core.seeding import torch_seeded
 from metarl.fewshot.agent import TrainedClassifier, TrainedClassifierConfig
 from metarl.fewshot.data import ClassDataset, labelled_batch
@@ -96,7 +97,8 @@ class Finetune(TrainedClassifier):
             self._build_head(len(self._classes[1]))
         assert self.head is not None
         data, rows, turns = self._classes
-        x, y = labelled_batch(data, rows, turns, self.config.batch_size, self.data_rng)
+        # Under torchrun each process draws its share of the minibatch from its own stream.
+        x, y = labelled_batch(data, rows, turns, shard(self.config.batch_size, "--batch-size"), self.data_rng)
         y = y.to(self.device)
         logits = self.head(self.backbone(as_layout(self.augmented(x), self.device)))
         loss = nn.functional.cross_entropy(logits, y)

@@ -91,6 +91,9 @@ class MAML(InnerLoopAgent, FewShotAgent):
     name: ClassVar[str] = "maml"
     config_class: ClassVar[type] = MAMLConfig
     config: MAMLConfig
+    amp_refusal: ClassVar[str | None] = (
+        "the meta-gradient differentiates through the inner step (a Hessian-vector product scaled by the "
+        "inner learning rate), where bfloat16's rounding is of the order of the signal")
 
     def __init__(self, config: MAMLConfig, family: Any, seed: int = 0, device: torch.device | str = "cpu"):
         super().__init__(config, family, seed, device)

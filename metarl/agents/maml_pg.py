@@ -35,6 +35,15 @@ from torch.func import functional_call
 
 from metarl.core.agent import Agent, EvalResult, InnerLoopAgent, IterationStats
 from metarl.core.checks import check_memory, check_non_negative, check_positive
+from metarl.core.distributed import (
+    all_reduce_grads,
+    all_reduce_mean,
+    all_reduce_sum,
+    mean_scalars,
+    own_slice,
+    shard,
+    world,
+)
 from metarl.core.inner_loop import Params, StepSizes, adapt_step_tasks, params_of
 from metarl.core.seeding import DATA_KEY, stream, torch_generator, torch_seeded
 from metarl.core.task import Task
@@ -196,18 +205,23 @@ class MAMLPG(InnerLoopAgent, Agent):
     config_class: ClassVar[type] = MAMLPGConfig
     kind: ClassVar[str] = "rl"
     default_env: ClassVar[str] = "metarl/Nav2D-v0"
+    amp_refusal: ClassVar[str | None] = (
+        "TRPO's conjugate gradient and KL line search need the Fisher-vector products to full precision, "
+        "and its small policies gain nothing from bfloat16")
     config: MAMLPGConfig
 
     def __init__(self, config: MAMLPGConfig, family: RLFamily[Any], seed: int = 0, device: torch.device | str = "cpu"):
         super().__init__(config, family, seed, device)
         self.family: RLFamily[Any] = family
+        # Under torchrun each process adapts to its share of the meta-batch (core/distributed.py).
+        self.local_batch = shard(config.meta_batch, "--meta-batch")
         self._envs: dict[int, TaskVectorEnv[Any]] = {}
         self.env_device = resolve_env_device(config.env_device, self.device, family)
         self.codec = SpaceCodec(family.observation_space, family.action_space, self.device)
         # Per inner step and after: obs, action, distribution, log-prob, reward and mask of every step.
-        rows = config.meta_batch * config.trajectories * family.max_episode_steps * (config.inner_steps + 1)
+        rows = self.local_batch * config.trajectories * family.max_episode_steps * (config.inner_steps + 1)
         # Training and evaluation envs live side by side during an evaluation.
-        env_bytes, env_note = family.env_memory_note((config.meta_batch + config.eval_batch) * config.trajectories)
+        env_bytes, env_note = family.env_memory_note((self.local_batch + config.eval_batch) * config.trajectories)
         check_memory(4.0 * rows * (self.codec.obs_dim + 4 * self.codec.act_dim + 4) + env_bytes,
                      f"--meta-batch {config.meta_batch} (and --eval-batch {config.eval_batch}) x --trajectories "
                      f"{config.trajectories} (episodes of {family.max_episode_steps} steps{env_note})")
@@ -221,7 +235,7 @@ class MAMLPG(InnerLoopAgent, Agent):
             self.step_sizes = StepSizes(params_of(self.policy), config.inner_lr, config.inner_steps,
                                         config.per_step_lr).to(self.device)
         self.optimizer = (torch.optim.Adam(self.meta_parameters(), lr=config.meta_lr) if config.outer == "ppo" else None)
-        self.streams = TrainingStreams(seed, self.device)
+        self.streams = TrainingStreams(seed, self.device, world().rank)
         self.task_rng, self.env_rng, self.generator = self.streams.task_rng, self.streams.env_rng, self.streams.generator
         self.iterations = 0
         self.env_steps = 0
@@ -376,16 +390,33 @@ class MAMLPG(InnerLoopAgent, Agent):
     def train_iteration(self) -> IterationStats:
         cfg = self.config
         start = time.perf_counter()
-        tasks = self.family.sample_tasks(cfg.meta_batch, "train", self.task_rng)
+        tasks = self.family.sample_tasks(cfg.meta_batch, "train", self.task_rng)[own_slice(cfg.meta_batch)]
         pre, post = self.sample_adaptation(tasks, cfg.inner_steps, cfg.trajectories, self.generator, self.env_rng)
         self.add_advantages(post)
         sampled = time.perf_counter()
+        scalars = self.update(pre, post)
+        env_steps = int(all_reduce_sum(torch.tensor(float(sum(r.env_steps for r in pre) + post.env_steps),
+                                                    dtype=torch.float64)).item())
+        end = time.perf_counter()
+        scalars.update({"time/sample_seconds": sampled - start, "time/update_seconds": end - sampled})
+        self.iterations += 1
+        self.env_steps += env_steps
+        curve = self._curve([*pre, post], cfg.inner_steps)
+        scalars = mean_scalars({**scalars, "train/return_after": float(curve.curve[:, -1].mean())})
+        return IterationStats(env_steps, scalars, curve, headline={"return": scalars["train/return_after"]})
+
+    def update(self, pre: list[Rollout], post: Rollout) -> dict[str, float]:
+        """The outer update from this process's adaptation rollouts ``pre`` and ``post`` (with
+        advantages); under data parallelism every process's share enters the step, so N
+        processes with a share each take the step one process takes on all the tasks."""
+        cfg = self.config
         params = self.meta_parameters()
         scalars: dict[str, float] = {}
         if cfg.outer == "trpo":
             fvp = self.gauss_newton_fvp(pre, post, cfg.cg_damping) if cfg.fvp == "gauss-newton" else None
             stats: TRPOStats = trpo_step(params, lambda: self.objective(pre, post), cfg.max_kl, cfg.cg_iters,
-                                         cfg.cg_damping, cfg.ls_backtrack, cfg.ls_steps, fvp=fvp)
+                                         cfg.cg_damping, cfg.ls_backtrack, cfg.ls_steps, fvp=fvp,
+                                         reduce=all_reduce_mean if world().size > 1 else None)
             scalars.update({"train/outer_loss": stats.loss_before, "train/outer_loss_after": stats.loss_after,
                             "train/kl": stats.kl, "train/step_fraction": stats.step_fraction,
                             "train/grad_norm": stats.grad_norm})
@@ -395,6 +426,7 @@ class MAMLPG(InnerLoopAgent, Agent):
                 loss, kl = self.objective(pre, post, clip=cfg.ppo_clip)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                all_reduce_grads(params)  # the mean over tasks: every process has as many
                 self.optimizer.step()
             scalars.update({"train/outer_loss": float(loss.detach()), "train/kl": float(kl.detach())})
         if pre:
@@ -407,14 +439,7 @@ class MAMLPG(InnerLoopAgent, Agent):
         if not self.dist.discrete:
             assert self.policy.log_std is not None
             scalars["train/policy_std"] = float(self.policy.log_std.detach().exp().mean())
-        env_steps = sum(r.env_steps for r in pre) + post.env_steps
-        end = time.perf_counter()
-        scalars.update({"time/sample_seconds": sampled - start, "time/update_seconds": end - sampled})
-        self.iterations += 1
-        self.env_steps += env_steps
-        curve = self._curve([*pre, post], cfg.inner_steps)
-        final = float(curve.curve[:, -1].mean())
-        return IterationStats(env_steps, scalars, curve, headline={"return": final})
+        return scalars
 
     @staticmethod
     def _curve(rollouts: list[Rollout], steps: int) -> EvalResult:
@@ -439,7 +464,7 @@ class MAMLPG(InnerLoopAgent, Agent):
             pre, post = self.sample_adaptation(chunk, steps, self.config.trajectories, generator, env_rng)
             curves.append(self._curve([*pre, post], steps).curve)
         for n in list(self._envs):  # evaluation envs are not needed for training
-            if n != self.config.meta_batch * self.config.trajectories:
+            if n != self.local_batch * self.config.trajectories:
                 self._envs.pop(n).close()
         curve = np.concatenate(curves)
         return EvalResult("step", list(range(steps + 1)), "return", curve, f"return_step_{steps}", curve[:, -1],

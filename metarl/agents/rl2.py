@@ -22,6 +22,8 @@ from torch import nn
 
 from metarl.core.agent import IterationStats, optimizer_step
 from metarl.core.checks import check_memory, check_non_negative, check_positive
+from metarl.core.distributed import all_reduce_sum, mean_scalars, own_slice, shard, world
+from metarl.core.errors import UsageError
 from metarl.core.seeding import torch_generator, torch_seeded
 from metarl.rl.agent import (
     EnvDevice,
@@ -35,7 +37,7 @@ from metarl.rl.agent import (
 from metarl.rl.array_family import make_vec_env
 from metarl.rl.distributions import ActionDistribution
 from metarl.rl.family import RLFamily
-from metarl.rl.losses import clipped_value_loss, masked_mean, normalize, ppo_loss
+from metarl.rl.losses import clipped_value_loss, count_share, masked_mean, normalize, ppo_loss
 from metarl.rl.returns import gae
 from metarl.rl.rollout import Trials, collect
 from metarl.rl.spaces import SpaceCodec, space_dim
@@ -191,24 +193,33 @@ class RL2(TrialAgent):
     budget_fields: ClassVar[tuple[str, ...]] = ("total_env_steps",)
     kind: ClassVar[str] = "rl"
     default_env: ClassVar[str] = "metarl/Bandit-v0"
+    amp_refusal: ClassVar[str | None] = (
+        "PPO's ratio exp(log p - old log p) would carry bfloat16's 3 significant digits, enough to move "
+        "ratios across the clip range, and the recurrent state accumulates the rounding over the trial; "
+        "its small networks gain nothing from it")
 
     config: RL2Config
 
     def __init__(self, config: RL2Config, family: RLFamily[Any], seed: int = 0, device: torch.device | str = "cpu"):
         super().__init__(config, family, seed, device)
+        # Under torchrun each process runs its share of the trials (core/distributed.py).
+        self.local_trials = shard(config.num_trials, "--num-trials")
+        if config.minibatches > self.local_trials:
+            raise UsageError(f"--minibatches ({config.minibatches}) cannot exceed the trials of one process "
+                             f"({self.local_trials} of --num-trials {config.num_trials})")
         # The rollout of one iteration: per step and trial, the input row and four floats.
         width = space_dim(family.observation_space) + 2 * space_dim(family.action_space) + 6
-        env_bytes, env_note = family.env_memory_note(config.num_trials)
-        check_memory(4.0 * self._horizon() * config.num_trials * width + env_bytes,
+        env_bytes, env_note = family.env_memory_note(self.local_trials)
+        check_memory(4.0 * self._horizon() * self.local_trials * width + env_bytes,
                      f"--num-trials {config.num_trials} (trials of {self._horizon()} steps{env_note})")
         self.env_device = resolve_env_device(config.env_device, self.device, family)
-        self.env = make_vec_env(family, config.num_trials, autoreset_mode=AutoresetMode.SAME_STEP, device=self.env_device)
+        self.env = make_vec_env(family, self.local_trials, autoreset_mode=AutoresetMode.SAME_STEP, device=self.env_device)
         self.obs_space, self.act_space = family.observation_space, family.action_space
         discrete = isinstance(self.act_space, gym.spaces.Discrete)
         with torch_seeded(seed):
             self.net = RL2Net(space_dim(self.obs_space), space_dim(self.act_space), discrete,
                               config.hidden_size, config.cell, config.value_time_input).to(self.device)
-        self.streams = TrainingStreams(seed, self.device)
+        self.streams = TrainingStreams(seed, self.device, world().rank)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
         self.task_rng, self.env_rng, self.generator = self.streams.task_rng, self.streams.env_rng, self.streams.generator
         self.env_steps = 0
@@ -230,16 +241,23 @@ class RL2(TrialAgent):
         return self.episodes_per_trial() * self.family.max_episode_steps
 
     def _collect(self) -> Trials:
-        """Run one trial in each of ``num_trials`` fresh training tasks, recording every step."""
-        self.env.set_tasks(self.family.sample_tasks(self.config.num_trials, "train", self.task_rng))
+        """Run one trial in each of this process's share of ``num_trials`` fresh training tasks,
+        recording every step."""
+        tasks = self.family.sample_tasks(self.config.num_trials, "train", self.task_rng)
+        self.env.set_tasks(tasks[own_slice(self.config.num_trials)])
         policy = RL2Policy(self.net, self.obs_space, self.act_space, self.device, self.generator, self._horizon())
         return collect(self.env, policy, self.episodes_per_trial(), self.family.max_episode_steps,
                        seed=int(self.env_rng.integers(2**31)), record=lambda: policy.last, device=self.device)
 
     def train_iteration(self) -> IterationStats:
-        cfg = self.config
         self.net.train()
-        trials = self._collect()
+        return self.update(self._collect())
+
+    def update(self, trials: Trials) -> IterationStats:
+        """PPO epochs on this process's ``trials``; under data parallelism every statistic
+        (advantage normalisation, return statistics, loss means) is over all processes' trials,
+        so N processes with a share each take the step one process takes on all of them."""
+        cfg = self.config
         batch = trials.records
         active = batch["active"]
         values = (batch["values"] * self.ret_std + self.ret_mean) * active  # the head predicts normalised returns
@@ -250,7 +268,7 @@ class RL2(TrialAgent):
                            torch.zeros_like(values[0]), cfg.gamma, cfg.gae_lambda)
         self._update_return_stats(returns[active])
         targets = (returns - self.ret_mean) / self.ret_std
-        n = cfg.num_trials
+        n = self.local_trials
         steps = batch["x"].shape[0]
         elapsed = (torch.arange(steps, device=self.device, dtype=torch.float32) / self._horizon()).view(steps, 1, 1)
         log: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
@@ -263,29 +281,36 @@ class RL2(TrialAgent):
                 entropy = self.net.dist.entropy(head)
                 a = adv[:, mb]
                 if cfg.normalize_advantages:
-                    a = normalize(a, mask)
+                    a = normalize(a, mask, across_processes=True)
                 pl, diag = ppo_loss(logp, batch["logp"][:, mb], a, cfg.clip, mask)
                 vl = clipped_value_loss(v, v, targets[:, mb], None, mask)
                 ent = masked_mean(entropy, mask)
-                loss = pl + cfg.value_coef * vl - cfg.entropy_coef * ent
+                loss = (pl + cfg.value_coef * vl - cfg.entropy_coef * ent) * count_share(mask)
                 optimizer_step(self.optimizer, loss, cfg.max_grad_norm)
                 for key, val in (("policy_loss", pl), ("value_loss", vl), ("entropy", ent),
                                  ("approx_kl", diag["approx_kl"]), ("clip_fraction", diag["clip_fraction"])):
                     log[key].append(float(val.detach()))
-        env_steps = trials.env_steps
+        env_steps = int(all_reduce_sum(torch.tensor(float(trials.env_steps), dtype=torch.float64)).item())
         self.env_steps += env_steps
         self.iterations += 1
         with torch.no_grad():
             resid = (returns - values)[active]
             explained = 1.0 - float(resid.var() / returns[active].var().clamp_min(1e-8))
         curve = trial_eval_result(trials.returns)
-        trial_return = float(curve.scores.mean())
         scalars = {f"train/{k}": float(np.mean(v)) for k, v in log.items()}
-        scalars.update({"train/trial_return": trial_return, "train/explained_variance": explained})
-        return IterationStats(env_steps, scalars, curve, headline={"return": trial_return})
+        scalars.update({"train/trial_return": float(curve.scores.mean()), "train/explained_variance": explained})
+        scalars = mean_scalars(scalars)
+        return IterationStats(env_steps, scalars, curve, headline={"return": scalars["train/trial_return"]})
 
     def _update_return_stats(self, returns: torch.Tensor, momentum: float = 0.9) -> None:
-        mean, std = float(returns.mean()), float(returns.std().clamp_min(1e-4))
+        # Over every process's returns: sum, sum of squares and count in one collective.
+        r = returns.detach().to(torch.float64)
+        total = all_reduce_sum(torch.stack([r.sum(), (r * r).sum(), torch.tensor(float(r.numel()), dtype=r.dtype,
+                                                                                   device=r.device)]))
+        count = float(total[2])
+        mean = float(total[0]) / max(count, 1.0)
+        var = max(float(total[1]) - count * mean * mean, 0.0) / max(count - 1.0, 1.0)
+        std = max(var ** 0.5, 1e-4)
         if self.iterations == 0:
             self.ret_mean, self.ret_std = mean, std
         else:

@@ -37,6 +37,8 @@ import torch
 
 from metarl.core.agent import EvalResult, IterationStats
 from metarl.core.checks import check_positive
+from metarl.core.distributed import world
+from metarl.core.errors import UsageError
 from metarl.core.registry import MissingDependencyError
 from metarl.core.seeding import Streams, torch_seeded
 from metarl.core.task import Task
@@ -144,6 +146,9 @@ class SB3Agent(TrialAgent):
 
     def __init__(self, config: SB3Config, family: RLFamily[Any], seed: int = 0, device: torch.device | str = "cpu"):
         super().__init__(config, family, seed, device)
+        if world().size > 1:
+            raise UsageError(f"--algo {self.name} trains one Stable-Baselines3 model in one process; run it without "
+                             "torchrun (data parallelism covers rl2, maml_pg and the supervised learners)")
         self.check_family(family)
         self.algorithm()  # a missing optional dependency fails now, not at the first iteration
         self.env_steps = 0

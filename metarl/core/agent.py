@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from metarl.core.distributed import all_reduce_grads, world
 from metarl.core.errors import DivergenceError
 from metarl.core.stats import mean_ci95
 from metarl.core.task import Task, TaskFamily
@@ -74,6 +75,9 @@ class Agent(abc.ABC):
     default_env: ClassVar[str] = "metarl/Bandit-v0"
     budget_fields: ClassVar[tuple[str, ...]] = ("iterations",)
     """The config fields that set how long training runs (``--resume`` may raise them)."""
+    amp_refusal: ClassVar[str | None] = "its training has not been checked in bfloat16"
+    """Why ``--amp`` (bfloat16 autocast in training) is not safe for this algorithm; ``None``
+    where it is."""
 
     def __init__(self, config: Any, family: TaskFamily[Any], seed: int = 0, device: torch.device | str = "cpu"):
         if family.kind != self.kind and self.kind != "any":
@@ -133,12 +137,25 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_gra
 
     A non-finite loss or gradient raises :class:`~metarl.core.errors.DivergenceError` before
     the step, so the parameters stay as they were.
+
+    Under data parallelism (torchrun) the gradients are averaged over the processes before
+    clipping, so every process takes the same step; a non-finite loss on any process stops
+    them all (each process decides from the same all-reduced flag, so none waits forever).
     """
-    if not bool(torch.isfinite(loss.detach()).all()):
-        raise DivergenceError(f"the loss is {float(loss.detach())}")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    finite = bool(torch.isfinite(loss.detach()).all())
+    if world().size > 1:
+        if finite:
+            loss.backward()
+        flag = all_reduce_grads(params, torch.tensor([0.0 if finite else 1.0], device=loss.device))
+        if flag is not None and float(flag.sum()) > 0:
+            raise DivergenceError(f"the loss is {float(loss.detach())}" if not finite else "the loss is not finite "
+                                  "on another process")
+    else:
+        if not finite:
+            raise DivergenceError(f"the loss is {float(loss.detach())}")
+        loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
     if not bool(torch.isfinite(norm)):
         raise DivergenceError(f"the gradient's norm is {float(norm)}")

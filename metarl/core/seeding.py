@@ -30,6 +30,7 @@ ENV_KEY = 1  # environment resets during training
 DATA_KEY = 2  # supervised examples during training; environment resets in MAML-PG evaluation
 EVAL_KEY = 3  # supervised evaluation episodes; training-task curves (EVAL_KEY, iteration)
 SHOTS_KEY = 31  # episodes of the shots curve of few-shot classifiers
+RANK_KEY = 1009  # a data-parallel process's own streams: (KEY, RANK_KEY, rank) for ranks > 0
 # ``run_trials`` seeds batch b's env with ``seed + b``, and Gymnasium turns that seed into
 # ``Generator(PCG64(SeedSequence(seed)))``: a policy seeded the same way would draw the
 # environment's own numbers, so its choices would be correlated with the rewards.

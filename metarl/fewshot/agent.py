@@ -24,7 +24,8 @@ import torch
 
 from metarl.core.agent import Agent, EvalResult, optimizer_step
 from metarl.core.checks import check_memory, check_non_negative, check_positive
-from metarl.core.seeding import DATA_KEY, EVAL_KEY, Streams, stream, task_rng, torch_generator
+from metarl.core.distributed import own_slice, shard, world
+from metarl.core.seeding import DATA_KEY, EVAL_KEY, RANK_KEY, Streams, stream, task_rng, torch_generator
 from metarl.core.task import Task
 from metarl.fewshot.data import random_affine
 from metarl.fewshot.episode import Episode, episode_ways
@@ -125,8 +126,11 @@ class SupervisedAgent(Agent):
         super().__init__(config, family, seed, device)
         if not isinstance(family, SupervisedFamily):
             raise TypeError(f"{self.name} needs a supervised family, got {type(family).__name__}")
+        # Under torchrun every process draws the whole meta-batch's tasks from the same stream
+        # and takes its share (:meth:`own_tasks`); the examples are drawn from its own stream.
+        rank = world().rank
         self.task_rng = task_rng(seed, "train")
-        self.data_rng = stream(seed, DATA_KEY)
+        self.data_rng = stream(seed, DATA_KEY) if rank == 0 else stream(seed, DATA_KEY, RANK_KEY, rank)
         self.streams = Streams(task_rng=self.task_rng, data_rng=self.data_rng)
         self.iterations = 0
         self._data_checked = False
@@ -138,6 +142,12 @@ class SupervisedAgent(Agent):
 
     def progress(self) -> float:
         return min(1.0, self.iterations / self.config.iterations) if self.learns else 1.0
+
+    def own_tasks(self, family: SupervisedFamily[Any], meta_batch: int) -> list[Task]:
+        """This process's share of a meta-batch of ``meta_batch`` fresh training tasks (all of
+        them without data parallelism)."""
+        shard(meta_batch, "--meta-batch")
+        return family.sample_tasks(meta_batch, "train", self.task_rng)[own_slice(meta_batch)]
 
     def check_batch_memory(self, episodes: int, examples: int, what: str) -> None:
         """Refuse a training batch of ``episodes`` episodes of ``examples`` inputs each whose
@@ -255,11 +265,15 @@ class TrainedClassifier(FewShotClassifier):
     logged every ``curve_every`` updates."""
 
     config: TrainedClassifierConfig
+    # Convolutions and linear layers run in bfloat16 under autocast, while the losses' softmax,
+    # log and distances stay in float32 (autocast's own lists); plain first-order gradients.
+    amp_refusal: ClassVar[str | None] = None
 
     def __init__(self, config: TrainedClassifierConfig, family: Any, seed: int = 0,
                  device: torch.device | str = "cpu"):
         super().__init__(config, family, seed, device)
-        self.augment_rng = torch_generator(seed)
+        rank = world().rank
+        self.augment_rng = torch_generator(seed if rank == 0 else int(stream(seed, RANK_KEY, rank).integers(2**62)))
         self.streams.add(augment_rng=self.augment_rng)
 
     def scheduled_lr(self) -> float:
@@ -307,7 +321,7 @@ class EpisodicClassifier(TrainedClassifier):
         """A meta-batch of ``meta_batch`` training episodes (on the device) and the features of
         its support ``[B, S, D]`` and query ``[B, Q, D]`` examples, with gradients."""
         self.check_data()
-        tasks = self.train_family.sample_tasks(self.config.meta_batch, "train", self.task_rng)
+        tasks = self.own_tasks(self.train_family, self.config.meta_batch)
         ep = self.train_family.sample_episodes(tasks, self.train_shots, self.config.train_queries, self.data_rng)
         b, s = ep.support_y.shape
         # Support and query go through the network together, so batch norm sees one batch per update.
@@ -358,7 +372,7 @@ class FewShotAgent(SupervisedAgent):
     def train_episodes(self) -> Episode:
         """A batched episode of ``meta_batch`` fresh training tasks, on the device."""
         self.check_data()
-        tasks = self.family.sample_tasks(self.config.meta_batch, "train", self.task_rng)
+        tasks = self.own_tasks(self.family, self.config.meta_batch)
         return self.family.sample_episodes(tasks, self.shots, self.queries, self.data_rng).to(self.device)
 
     def eval_episodes(self, tasks: Sequence[Task], seed: int) -> list[Episode]:

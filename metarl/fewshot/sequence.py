@@ -23,7 +23,7 @@ import abc
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -118,6 +118,9 @@ class SequenceLearner(FewShotAgent):
 
     config: SequenceLearnerConfig
     net: SequenceModel
+    amp_refusal: ClassVar[str | None] = (
+        "the recurrent state (LSTM) and the attention logits over the whole sequence accumulate bfloat16's "
+        "rounding; not measured safe")
 
     def __init__(self, config: SequenceLearnerConfig, family: Any, seed: int = 0, device: torch.device | str = "cpu"):
         super().__init__(config, family, seed, device)

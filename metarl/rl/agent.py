@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from metarl.core.agent import Agent, EvalResult
-from metarl.core.seeding import ENV_KEY, Streams, stream, task_rng, torch_generator
+from metarl.core.seeding import ENV_KEY, RANK_KEY, Streams, stream, task_rng, torch_generator
 from metarl.core.task import Task
 from metarl.rl.array_family import runs_on_device
 from metarl.rl.family import RLFamily
@@ -56,12 +56,17 @@ def resolve_env_device(choice: EnvDevice, device: torch.device, family: RLFamily
 class TrainingStreams(Streams):
     """The random streams of a learning RL agent, saved in its checkpoints: training tasks
     (``task_rng``), environment resets (``env_rng``) and actions and minibatches
-    (``generator``, a torch generator on the agent's device)."""
+    (``generator``, a torch generator on the agent's device); ``rank``: the data-parallel
+    process (rank 0's streams are a single process's)."""
 
-    def __init__(self, seed: int, device: torch.device | str):
+    def __init__(self, seed: int, device: torch.device | str, rank: int = 0):
+        # Every data-parallel process draws the whole meta-batch's tasks from the same stream
+        # and takes its share, so the tasks do not depend on the number of processes; the
+        # environment and action streams are the process's own.
         self.task_rng = task_rng(seed, "train")
-        self.env_rng = stream(seed, ENV_KEY)
-        self.generator = torch_generator(seed, device)
+        self.env_rng = stream(seed, ENV_KEY) if rank == 0 else stream(seed, ENV_KEY, RANK_KEY, rank)
+        self.generator = torch_generator(seed if rank == 0 else int(stream(seed, RANK_KEY, rank).integers(2**62)),
+                                         device)
         super().__init__(task_rng=self.task_rng, env_rng=self.env_rng, torch_rng=self.generator)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from metarl.core.distributed import all_reduce_sum, world
+
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean of ``x`` over the entries where ``mask`` is True (all if ``mask`` is None)."""
@@ -18,11 +20,30 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x * m).sum() / m.sum().clamp_min(1.0)
 
 
-def normalize(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-8) -> torch.Tensor:
-    """Zero mean, unit variance over the masked entries."""
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+def normalize(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-8,
+              across_processes: bool = False) -> torch.Tensor:
+    """Zero mean, unit variance over the masked entries (of every data-parallel process's
+    ``x`` when ``across_processes``: the statistics of the whole meta-batch)."""
+    if not across_processes:
+        mean = masked_mean(x, mask)
+        var = masked_mean((x - mean) ** 2, mask)
+        return (x - mean) / (var.sqrt() + eps)
+    m = torch.ones_like(x) if mask is None else mask.to(x.dtype)
+    with torch.no_grad():
+        total = all_reduce_sum(torch.stack([(x * m).sum(), m.sum()]))
+        mean = total[0] / total[1].clamp_min(1.0)
+        var = all_reduce_sum(((x - mean) ** 2 * m).sum()) / total[1].clamp_min(1.0)
     return (x - mean) / (var.sqrt() + eps)
+
+
+def count_share(mask: torch.Tensor) -> torch.Tensor:
+    """This process's share of the masked entries of the whole data-parallel batch, times the
+    number of processes: a loss that is a masked mean over this process's entries, multiplied by
+    it, makes the average of the processes' gradients the gradient of the mean over all entries
+    (1 with one process, or when every process has as many entries)."""
+    local = mask.sum().to(torch.float64)
+    total = all_reduce_sum(local)
+    return (local * world().size / total.clamp_min(1.0)).to(torch.float32)
 
 
 def ppo_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip: float,

@@ -86,6 +86,7 @@ def trpo_step(
     backtrack: float = 0.5,
     ls_steps: int = 15,
     fvp: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TRPOStats:
     """One TRPO update of ``params`` in place.
 
@@ -98,16 +99,26 @@ def trpo_step(
     ``fvp`` replaces the Hessian-vector product of the KL (:func:`fisher_vector_product`)
     with a caller's own product of the same matrix (damping included), e.g. a cheaper
     Gauss-Newton form.
+
+    ``reduce`` averages a tensor over data-parallel processes, each holding its share of the
+    tasks (:func:`metarl.core.distributed.all_reduce_mean`): it is applied to the gradient, to
+    every Fisher-vector product and to the line search's losses and KLs, so every process
+    computes the same step, the one of the whole meta-batch.
     """
     params = list(params)
+    mean = reduce if reduce is not None else (lambda t: t)
     loss, kl = objective()
-    grads = flat(torch.autograd.grad(loss, params, retain_graph=True)).detach()
-    if fvp is None:
-        fvp = fisher_vector_product(kl, params, damping)
+    grads = mean(flat(torch.autograd.grad(loss, params, retain_graph=True)).detach())
+    local_fvp = fvp if fvp is not None else fisher_vector_product(kl, params, damping)
+
+    def fvp_all(v: torch.Tensor) -> torch.Tensor:
+        return mean(local_fvp(v))
+
+    fvp = fvp_all if reduce is not None else local_fvp
     direction = conjugate_gradient(fvp, -grads, cg_iters)
     shs = 0.5 * (direction @ fvp(direction))
     old = flat(params).detach().clone()
-    loss_before = float(loss.detach())
+    loss_before = float(mean(loss.detach()))
     stats = TRPOStats(loss_before, loss_before, 0.0, 0.0, float(grads.norm()))
     if not torch.isfinite(shs) or shs <= 0:
         return stats
@@ -116,7 +127,7 @@ def trpo_step(
     for _ in range(ls_steps):
         set_flat_(params, old + fraction * full_step)
         with torch.no_grad():
-            new_loss, new_kl = objective()
+            new_loss, new_kl = (mean(t) for t in objective())
         if float(new_loss) < loss_before and float(new_kl) <= max_kl:
             stats.loss_after, stats.kl, stats.step_fraction = float(new_loss), float(new_kl), fraction
             return stats

@@ -63,6 +63,9 @@ class RunConfig:
         default=True, metadata={"help": "at the end, score the family's baselines on the same held-out tasks"})
     eval_ood: bool = dataclasses.field(
         default=False, metadata={"help": "also evaluate on out-of-distribution tasks, logged as eval_ood/... beside eval/..."})
+    amp: bool = dataclasses.field(
+        default=False, metadata={"help": "bfloat16 autocast in training (mixed precision; the metric learners and "
+                                         "fine-tuning: algorithms where it is unsafe refuse it and say why)"})
     eval_shift: tuple[str, ...] = dataclasses.field(
         default=(), metadata={"help": "the out-of-distribution tasks of --eval-ood: the test split under these shifts "
                                       "(e.g. rotate:45 mass:2); none: the family's ood split. Implies --eval-ood"})

@@ -168,3 +168,26 @@ def read_scalars(log_dir: str | os.PathLike) -> dict[str, list[tuple[int, float]
     for tag in acc.Tags()["scalars"]:
         out[tag] = [(e.step, e.value) for e in acc.Scalars(tag)]
     return out
+
+
+class SilentLogger(RunLogger):
+    """The logger of the data-parallel processes other than rank 0: rank 0 alone writes the
+    run's TensorBoard files (every process computes the same figures)."""
+
+    def __init__(self, log_dir: str | os.PathLike, purge_step: int | None = None):
+        self.log_dir = Path(log_dir)
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        pass
+
+    def curve(self, result: EvalResult, prefix: str, step: int, title: str = "") -> None:
+        pass
+
+    def hparams(self, config: dict[str, Any], metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

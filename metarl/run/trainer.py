@@ -14,16 +14,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from metarl.core.agent import Agent, EvalResult
 from metarl.core.checks import flag, nonfinite_entries
+from metarl.core.distributed import (
+    all_reduce_sum,
+    any_process,
+    gather_objects,
+    init_from_env,
+    process_device,
+    split_evenly,
+    world,
+)
 from metarl.core.errors import DivergenceError, UsageError
 from metarl.core.seeding import task_rng
 from metarl.run.checkpoint import CHECKPOINT, load_checkpoint, restore_agent, save_checkpoint
 from metarl.run.config import RunConfig
-from metarl.run.logger import RunLogger, write_eval
+from metarl.run.logger import RunLogger, SilentLogger, write_eval
 
 
 def resolve_device(device: str) -> torch.device:
@@ -36,8 +46,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def setup_torch(run: RunConfig) -> torch.device:
-    """Seed torch and set its CPU threads; return the device to train on."""
+    """Seed torch and set its CPU threads; join torchrun's process group when launched by it;
+    return the device to train on (under torchrun with CUDA, this process's GPU)."""
     device = resolve_device(run.device)
+    init_from_env(device)
+    device = process_device(device)
     torch.manual_seed(run.seed)
     if device.type == "cpu":
         torch.set_num_threads(run.threads)
@@ -75,11 +88,29 @@ class _Bar(tqdm):  # type: ignore[type-arg]
         return d
 
 
+def concat_results(results: list[EvalResult]) -> EvalResult:
+    """One evaluation from the results of parts of its tasks, in order (the data-parallel
+    processes' parts)."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    return dataclasses.replace(first, curve=np.concatenate([r.curve for r in results]),
+                               scores=np.concatenate([r.scores for r in results]))
+
+
 class Trainer:
-    """Drives one agent's training in a run directory."""
+    """Drives one agent's training in a run directory.
+
+    Under torchrun every process runs this loop in step: each trains on its share of the
+    meta-batch, rank 0's decisions (stop, evaluate, checkpoint) and any process's signal apply to
+    all, evaluations split the held-out tasks across the processes and gather the results, and
+    rank 0 alone writes logs, evaluation files and checkpoints (which hold every process's random
+    streams, so a resumed run continues each).
+    """
 
     def __init__(self, agent: Agent, algo: str, family_id: str, run: RunConfig, run_dir: Path):
         self.agent, self.algo, self.run, self.run_dir = agent, algo, run, Path(run_dir)
+        self.world = world()
         self.family_id = family_id
         self.iteration = 0
         self.env_steps = 0
@@ -99,15 +130,28 @@ class Trainer:
         return self.run_dir / "checkpoints" / CHECKPOINT
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        agent = self.agent.state_dict()
+        state = {
             "algo": self.algo,
-            "agent": self.agent.state_dict(),
+            "agent": agent,
             "trainer": {"iteration": self.iteration, "env_steps": self.env_steps, "elapsed": self.elapsed},
         }
+        if self.world.size > 1:  # the other processes' states differ from rank 0's in their random streams
+            state["processes"] = self.world.size
+            state["rank_agents"] = gather_objects(agent)[1:]
+        return state
 
     def restore(self) -> None:
-        """Continue from the run directory's latest checkpoint."""
+        """Continue from the run directory's latest checkpoint (every process reads it)."""
         state = load_checkpoint(self.checkpoint_path)
+        saved = int(state.get("processes", 1))
+        if saved != self.world.size:
+            raise UsageError(f"{self.run_dir} was trained by {saved} process(es) and this resume has "
+                             f"{self.world.size}: each process's random streams are in the checkpoint, so resume "
+                             f"with the same number ({'torchrun --nproc_per_node ' + str(saved) if saved > 1 else 'python'}"
+                             " -m metarl.train --resume ...)")
+        if self.world.rank > 0:
+            state = {**state, "agent": state["rank_agents"][self.world.rank - 1]}
         restore_agent(self.agent, state, self.checkpoint_path)
         t = state["trainer"]
         self.iteration, self.env_steps, self.elapsed = int(t["iteration"]), int(t["env_steps"]), float(t["elapsed"])
@@ -117,10 +161,11 @@ class Trainer:
         """Checkpoint atomically, unless the agent's state holds non-finite values (then the last
         good checkpoint stays, and training stops: :class:`DivergenceError`)."""
         state = self.state_dict()
-        bad = nonfinite_entries(state["agent"])
+        bad = nonfinite_entries(state["agent"])  # the same on every process: they hold the same parameters
         if bad:
             raise DivergenceError(f"non-finite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
-        save_checkpoint(self.checkpoint_path, state)
+        if self.world.main:
+            save_checkpoint(self.checkpoint_path, state)
         self._saved_iteration = self.iteration
 
     def _step(self) -> int:
@@ -132,7 +177,7 @@ class Trainer:
             self.eval_task_list = self._tasks("test")
         result, report = self._score(logger, "eval", self.eval_task_list, "test", "held-out tasks")
         self._last_eval = {"eval": report["score"]["mean"]}
-        if final:
+        if final and self.world.main:
             self.final_result = result
             write_eval(result, report, self.run_dir / "eval" / "final_test.json",
                        self.run_dir / "eval" / "final_test.png", f"{self.family_id} {self.algo} (test)")
@@ -151,7 +196,7 @@ class Trainer:
         result, report = self._score(logger, "eval_ood", self.ood_task_list, split, what)
         report["shift"] = list(shift)
         self._last_eval["ood"] = report["score"]["mean"]
-        if final:
+        if final and self.world.main:
             write_eval(result, report, self.run_dir / "eval" / "final_ood.json", self.run_dir / "eval" / "final_ood.png",
                        f"{self.family_id} {self.algo} ({what})")
 
@@ -162,8 +207,15 @@ class Trainer:
 
     def _score(self, logger: RunLogger, prefix: str, tasks: list[Any], split: str,
                what: str) -> tuple[EvalResult, dict[str, Any]]:
-        """Evaluate on ``tasks``; log the score with its 95% interval and the curve under ``prefix``."""
-        result = self.agent.evaluate(tasks, seed=self.eval_seed)
+        """Evaluate on ``tasks``; log the score with its 95% interval and the curve under ``prefix``.
+
+        Under data parallelism each process evaluates its part of the tasks (with a seed of its
+        own) and every process gets the whole result."""
+        if self.world.size > 1:
+            part = self.agent.evaluate(split_evenly(tasks), seed=self.eval_seed + 7919 * self.world.rank)
+            result = concat_results(gather_objects(part))
+        else:
+            result = self.agent.evaluate(tasks, seed=self.eval_seed)
         report = result.report(self.family_id, self.algo, split)
         score, step = report["score"], self._step()
         logger.scalars({f"{prefix}/score": score["mean"], f"{prefix}/score_lo": score["mean"] - score["ci95"],
@@ -241,11 +293,12 @@ class Trainer:
                   f"python -m metarl.train --resume {self.run_dir}{self.import_flags()} {self.larger_budget()}; to "
                   f"evaluate again: python -m metarl.evaluate {self.run_dir}{self.import_flags()}", file=sys.stderr)
             return 0
-        logger = RunLogger(self.run_dir, purge_step=self._step() + 1 if resumed else None)
+        logger = (RunLogger if self.world.main else SilentLogger)(self.run_dir,
+                                                                   purge_step=self._step() + 1 if resumed else None)
         if not resumed:
             logger.text("config", "```\n" + (self.run_dir / "config.json").read_text() + "\n```")
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        bar = _Bar(total=100, initial=round(100 * self.progress()), disable=not self.run.progress,
+        bar = _Bar(total=100, initial=round(100 * self.progress()), disable=not self.run.progress or not self.world.main,
                    bar_format="{l_bar}{bar}| {elapsed}<{eta} {postfix}", dynamic_ncols=True)
         start = time.monotonic() - self.elapsed
         self._eval_end = self.elapsed
@@ -253,15 +306,16 @@ class Trainer:
         completed = False
         stop_reason = ""
         try:
-            while not self._signal:
+            while not self._agreed_signal():
                 self.elapsed = time.monotonic() - start
-                if self.progress() >= 1.0:
+                if self._agreed(self.progress() >= 1.0):
                     if self.agent.progress() < 1.0:
                         stop_reason = f"time limit of {self.run.time_limit:g} s reached"
                     break
                 t0 = time.perf_counter()
                 try:
-                    stats = self.agent.train_iteration()
+                    with torch.autocast(self.agent.device.type, dtype=torch.bfloat16, enabled=self.run.amp):
+                        stats = self.agent.train_iteration()
                 except DivergenceError as exc:
                     raise self._diverged(str(exc)) from exc
                 dt = time.perf_counter() - t0
@@ -269,7 +323,8 @@ class Trainer:
                 self.env_steps += stats.env_steps
                 self.elapsed = time.monotonic() - start
                 bad = [k for k, v in stats.scalars.items() if not math.isfinite(v)]
-                if bad:
+                if any_process(bool(bad)):
+                    bad = bad or ["a scalar on another process"]
                     raise self._diverged(f"{', '.join(bad[:3])} {'is' if len(bad) == 1 else 'are'} not finite")
                 scalars = dict(stats.scalars)
                 scalars["time/iteration_seconds"] = dt
@@ -281,13 +336,13 @@ class Trainer:
                 if stats.curve is not None:
                     logger.curve(stats.curve, "adaptation", self._step(), f"{self.family_id} {self.algo}: training tasks")
                 # The last iteration's evaluation is the final one, below: no second point at the same step.
-                if self.agent.progress() < 1.0 and self._evaluation_due():
+                if self.agent.progress() < 1.0 and self._agreed(self._evaluation_due()):
                     began = time.monotonic()
                     self.evaluate(logger, final=False)
                     self._eval_seconds = time.monotonic() - began
                     logger.scalars({"time/eval_seconds": self._eval_seconds}, self._step())
                     self.elapsed = self._eval_end = time.monotonic() - start
-                if time.monotonic() - last_ckpt >= self.run.checkpoint_every:
+                if self._agreed(time.monotonic() - last_ckpt >= self.run.checkpoint_every):
                     self._save_or_diverge()
                     last_ckpt = time.monotonic()
                 bar.n = round(100 * self.progress())
@@ -305,12 +360,14 @@ class Trainer:
             bar.close()
             if not completed:
                 logger.close()
-                if not resumed and self.iteration == 0:
+                if not resumed and self.iteration == 0 and self.world.main:
                     shutil.rmtree(self.run_dir, ignore_errors=True)  # a failed start leaves nothing behind
-        if stop_reason:
+        if stop_reason and self.world.main:
             print(stop_reason, file=sys.stderr)
         if self._signal:
             logger.close()
+            if not self.world.main:
+                return 128 + int(self._signal)
             imports = self.import_flags()
             print(f"checkpoint saved at iteration {self.iteration}. Continue with: python -m metarl.train --resume "
                   f"{self.run_dir}{imports}\nor evaluate what it has learned: python -m metarl.evaluate "
@@ -320,8 +377,24 @@ class Trainer:
         self._write_hparams(logger, report)
         logger.close()
         self.final_report = report
-        print(json.dumps({"run_dir": str(self.run_dir), "score_name": report["score_name"], "score": report["score"]}))
+        if self.world.main:
+            print(json.dumps({"run_dir": str(self.run_dir), "score_name": report["score_name"], "score": report["score"]}))
         return 0
+
+    def _agreed(self, decision: bool) -> bool:
+        """Rank 0's ``decision`` on every process (the clocks of the processes differ)."""
+        if self.world.size == 1:
+            return decision
+        return bool(all_reduce_sum(torch.tensor([float(decision and self.world.main)])).item() > 0)
+
+    def _agreed_signal(self) -> bool:
+        """Whether some process received Ctrl-C or SIGTERM; every process then takes its signal."""
+        if self.world.size == 1:
+            return bool(self._signal)
+        signals = all_reduce_sum(torch.tensor([float(self._signal)]) if self._signal else torch.zeros(1))
+        if not self._signal and float(signals.item()) > 0:
+            self._signal = signal.SIGTERM
+        return bool(self._signal)
 
     def _write_hparams(self, logger: RunLogger, report: dict[str, Any]) -> None:
         """The run's config (``config.json`` less the command and imports) and final figures, for

@@ -167,3 +167,28 @@ def test_configs_reject_bad_values():
         FinetuneConfig(finetune_steps=0)
     with pytest.raises(ValueError, match="--eval-shots"):
         NearestNeighbourConfig(eval_shots=())
+
+
+def test_amp_trains_the_metric_learner_in_bfloat16_and_beats_chance(tiny_omniglot, tmp_path):
+    f = family(tiny_omniglot)
+    agent = ProtoNet(ProtoNetConfig(iterations=25, train_ways=10, train_queries=2, channels=16, curve_every=0), f, seed=0)
+    seen: list[torch.dtype] = []
+    agent.net.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what the trainer wraps iterations in with --amp
+        _train(agent, 25)
+    assert seen and all(d == torch.bfloat16 for d in seen), "the embedding ran in bfloat16"
+    assert all(p.dtype == torch.float32 for p in agent.net.parameters()), "the weights stay float32"
+    result = agent.evaluate(f.sample_tasks(40, "test"), seed=1)
+    assert result.scores.mean() > 0.2 + 0.25, f"5-way accuracy {result.scores.mean():.2f} is near chance (0.2)"
+    code = train.main(["--algo", "protonet", "--data-root", str(tiny_omniglot), "--image-size", "16", "--queries", "2",
+                       "--iterations", "3", "--channels", "8", "--amp", "--eval-tasks", "4", "--no-compare",
+                       "--no-progress", "--logdir", str(tmp_path / "runs")])
+    assert code == 0
+    config = json.loads(next((tmp_path / "runs").iterdir()).joinpath("config.json").read_text())
+    assert config["run"]["amp"] is True
+
+
+def test_amp_is_refused_where_unsafe_with_the_reason(tmp_path):
+    with pytest.raises(UsageError, match="--amp with --algo rl2: PPO's ratio"):
+        train.main(["--algo", "rl2", "--amp", "--logdir", str(tmp_path / "runs")])
+    assert not (tmp_path / "runs").exists()
