@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
-from metarl.rl.backend import Array, Generator, device_of, namespace, random
+from metarl.rl.backend import Array, Generator, astype, device_of, namespace, random
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,10 +127,10 @@ class BanditFamily(ArrayRLFamily[BanditTask]):
         self, params: Params, state: State, actions: Array, idx: Index, rng: Generator
     ) -> tuple[Array, Array]:
         probs = params["probs"][idx]
-        xp, n = namespace(probs), len(probs)
-        p = probs[xp.arange(n, device=device_of(probs)), xp.astype(actions, xp.int64)]
-        reward = xp.astype(random(rng, n) < p, xp.float64)
-        return reward, xp.ones(n, dtype=xp.bool, device=device_of(probs))
+        xp, n, device = namespace(probs), len(probs), device_of(probs)
+        p = probs[xp.arange(n, device=device), astype(actions, xp.int64)]
+        reward = astype(random(rng, n) < p, xp.float64)
+        return reward, xp.ones(n, dtype=xp.bool, device=device)
 
     def observe(self, params: Params, state: State, idx: Index) -> Array:
         probs = params["probs"][idx]

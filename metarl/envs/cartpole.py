@@ -13,7 +13,7 @@ from gymnasium import spaces
 from metarl.core.shift import scaled
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
-from metarl.rl.backend import Array, Generator, device_of, namespace, uniform
+from metarl.rl.backend import Array, Generator, astype, device_of, namespace, uniform
 from metarl.rl.family import Episodic
 
 GRAVITY = 9.8
@@ -176,7 +176,7 @@ class CartPoleFamily(Episodic, ArrayRLFamily[CartPoleTask]):
             params[k][idx] for k in ("length", "masspole", "total_mass", "polemass_length", "force_mag")
         )
         # CartPole-v1.step's operations in its order.
-        force = xp.where(xp.reshape(actions, (len(x),)) == 1, force_mag, -force_mag)
+        force = xp.where(actions.reshape(len(x)) == 1, force_mag, -force_mag)
         costheta = xp.cos(theta)
         sintheta = xp.sin(theta)
         temp = (force + polemass_length * xp.square(theta_dot) * sintheta) / total_mass
@@ -195,4 +195,4 @@ class CartPoleFamily(Episodic, ArrayRLFamily[CartPoleTask]):
 
     def observe(self, params: Params, state: State, idx: Index) -> Array:
         xp = namespace(state["x"])
-        return xp.astype(xp.stack([state[k][idx] for k in STATE_VARS], axis=1), xp.float32)
+        return astype(xp.stack([state[k][idx] for k in STATE_VARS], axis=1), xp.float32)

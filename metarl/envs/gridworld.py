@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
-from metarl.rl.backend import Array, Generator, constant, device_of, namespace
+from metarl.rl.backend import Array, Generator, astype, constant, device_of, namespace
 from metarl.rl.family import Episodic, horizon_field, trial_field
 
 GOAL_REWARD = 1.0
@@ -20,6 +20,7 @@ STEP_REWARD = -0.1
 MOVES = np.array([[0, 1], [0, -1], [-1, 0], [1, 0], [0, 0]], dtype=np.int64)
 """Displacement ``(dx, dy)`` of each action: up, down, left, right, stay."""
 MOVES_X, MOVES_Y = MOVES[:, 0].copy(), MOVES[:, 1].copy()
+_STEP_REWARD = np.array(STEP_REWARD)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,17 +139,17 @@ class HiddenGoalGridFamily(Episodic, ArrayRLFamily[GridTask]):
     ) -> tuple[Array, Array]:
         x, y = state["x"][idx], state["y"][idx]
         xp = namespace(x)
-        a = xp.reshape(xp.astype(actions, xp.int64), (-1,))
+        a = astype(actions, xp.int64).reshape(-1)
         x = xp.clip(x + constant(MOVES_X, x)[a], 0, self.size - 1)
         y = xp.clip(y + constant(MOVES_Y, x)[a], 0, self.size - 1)
         state["x"][idx] = x
         state["y"][idx] = y
         on_goal = (x == params["goal_x"][idx]) & (y == params["goal_y"][idx])
-        # An array operand fixes the dtype: torch gives float32 for two Python numbers.
-        step_reward = xp.full(len(x), STEP_REWARD, dtype=xp.float64, device=device_of(x))
-        return xp.where(on_goal, GOAL_REWARD, step_reward), xp.zeros(len(x), dtype=xp.bool, device=device_of(x))
+        # A float64 array operand fixes the dtype: torch gives float32 for two Python numbers.
+        reward = xp.where(on_goal, GOAL_REWARD, constant(_STEP_REWARD, x))
+        return reward, xp.zeros(len(x), dtype=xp.bool, device=device_of(x))
 
     def observe(self, params: Params, state: State, idx: Index) -> Array:
         xp = namespace(state["x"])
-        xy = xp.astype(xp.stack([state["x"][idx], state["y"][idx]], axis=1), xp.float32)
+        xy = astype(xp.stack([state["x"][idx], state["y"][idx]], axis=1), xp.float32)
         return xy / (self.size - 1)

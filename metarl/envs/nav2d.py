@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
-from metarl.rl.backend import Array, Generator, namespace
+from metarl.rl.backend import Array, Generator, astype, namespace
 from metarl.rl.family import Episodic, horizon_field
 
 MAX_STEP = 0.1
@@ -133,7 +133,7 @@ class Nav2DFamily(Episodic, ArrayRLFamily[Nav2DTask]):
         self, params: Params, state: State, actions: Array, idx: Index, rng: Generator
     ) -> tuple[Array, Array]:
         xp = namespace(state["x"])
-        move = xp.clip(xp.reshape(xp.astype(actions, xp.float64), (-1, 2)), -MAX_STEP, MAX_STEP)
+        move = xp.clip(astype(actions, xp.float64).reshape(-1, 2), -MAX_STEP, MAX_STEP)
         x = state["x"][idx] + move[:, 0]
         y = state["y"][idx] + move[:, 1]
         state["x"][idx] = x
@@ -144,7 +144,7 @@ class Nav2DFamily(Episodic, ArrayRLFamily[Nav2DTask]):
 
     def observe(self, params: Params, state: State, idx: Index) -> Array:
         xp = namespace(state["x"])
-        return xp.astype(xp.stack([state["x"][idx], state["y"][idx]], axis=1), xp.float32)
+        return astype(xp.stack([state["x"][idx], state["y"][idx]], axis=1), xp.float32)
 
     def render_rgb(self, params: Params, state: State, size: int = 128) -> np.ndarray:
         """A ``size`` x ``size`` RGB frame of the first sub-env: the plane ``[-1.1, 1.1]²``

@@ -13,7 +13,7 @@ from gymnasium import spaces
 from metarl.core.shift import scaled
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
-from metarl.rl.backend import Array, Generator, device_of, namespace, uniform
+from metarl.rl.backend import Array, Generator, astype, device_of, namespace, uniform
 from metarl.rl.family import Episodic
 
 MAX_SPEED = 8.0
@@ -169,7 +169,7 @@ class PendulumFamily(Episodic, ArrayRLFamily[PendulumTask]):
         xp = namespace(th)
         g, m, l, b = (params[k][idx] for k in ("gravity", "mass", "length", "damping"))  # noqa: E741
         # Pendulum-v1.step's operations in its order; the damping torque b·θ̇ is the addition.
-        u = xp.clip(xp.reshape(actions, (len(th),)), -MAX_TORQUE, MAX_TORQUE)
+        u = xp.clip(actions.reshape(len(th)), -MAX_TORQUE, MAX_TORQUE)
         costs = (((th + math.pi) % (2 * math.pi)) - math.pi) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
         newthdot = thdot + (3 * g / (2 * l) * xp.sin(th) + 3.0 / (m * l**2) * (u - b * thdot)) * DT
         newthdot = xp.clip(newthdot, -MAX_SPEED, MAX_SPEED)
@@ -180,4 +180,4 @@ class PendulumFamily(Episodic, ArrayRLFamily[PendulumTask]):
     def observe(self, params: Params, state: State, idx: Index) -> Array:
         th, thdot = state["th"][idx], state["thdot"][idx]
         xp = namespace(th)
-        return xp.astype(xp.stack([xp.cos(th), xp.sin(th), thdot], axis=1), xp.float32)
+        return astype(xp.stack([xp.cos(th), xp.sin(th), thdot], axis=1), xp.float32)

@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 from metarl.core.task import Task
 from metarl.rl.array_family import ArrayRLFamily, Index, Params, State
-from metarl.rl.backend import Array, Generator, device_of, namespace, normal, random
+from metarl.rl.backend import Array, Generator, astype, device_of, namespace, normal, random
 from metarl.rl.family import Episodic, horizon_field, trial_field
 
 
@@ -171,21 +171,21 @@ class TabularMDPFamily(Episodic, ArrayRLFamily[TabularMDPTask]):
     ) -> tuple[Array, Array]:
         s = state["s"][idx]
         xp, device = namespace(s), device_of(s)
-        a = xp.reshape(xp.astype(actions, xp.int64), (len(s),))
+        a = astype(actions, xp.int64).reshape(len(s))
         num_s, num_a = self.num_states, self.num_actions
         # Flat row numbers into the (task, s, a) tables: np.take on them is several times
         # faster than advanced indexing with three index arrays once the tables (16 MB of
         # CDFs for 4,096 tasks) no longer fit in the cache.
         flat = (_rows(xp, idx, len(state["s"]), device) * num_s + s) * num_a + a
-        reward = xp.take(xp.reshape(params["means"], (-1,)), flat)
+        reward = xp.take(params["means"].reshape(-1), flat)
         if self.reward_noise > 0:
             reward = reward + self.reward_noise * normal(rng, len(s))
         # Inverse-CDF sampling: the next state is the number of CDF entries <= u. A
         # matrix-vector product counts them faster than a sum over the short last axis.
         u = random(rng, len(s))
-        below = xp.take(xp.reshape(params["cdf"], (-1, num_s)), flat, axis=0) <= u[:, None]
-        counts = xp.astype(below, xp.float64) @ xp.ones(num_s, dtype=xp.float64, device=device)
-        state["s"][idx] = xp.astype(counts, xp.int64)
+        below = xp.take(params["cdf"].reshape(-1, num_s), flat, axis=0) <= u[:, None]
+        counts = astype(below, xp.float64) @ xp.ones(num_s, dtype=xp.float64, device=device)
+        state["s"][idx] = astype(counts, xp.int64)
         return reward, xp.zeros(len(s), dtype=xp.bool, device=device)
 
     def observe(self, params: Params, state: State, idx: Index) -> Array:
