@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             raise UsageError(f"--eval-shift on {family_id}: {exc}") from None
     main_process = world().main
-    run_dir = None
+    run_dir: Path | None = None
     if main_process:  # under torchrun, rank 0 makes the run directory and tells the others
         run_dir = new_run_dir(run.logdir, family_id, agent_cls.name, run.seed)
         (run_dir / "config.json").write_text(
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         processes = f" ({world().size} processes)" if world().size > 1 else ""
         print(f"run directory: {run_dir}{processes}\nwatch it with: tensorboard --logdir {run.logdir}", file=sys.stderr)
     run_dir = broadcast_object(run_dir)
+    assert run_dir is not None
     trainer = Trainer(agent, agent_cls.name, family_id, run, run_dir)
     code = trainer.train()
     if code == 0 and main_process:

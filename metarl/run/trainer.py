@@ -131,7 +131,7 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         agent = self.agent.state_dict()
-        state = {
+        state: dict[str, Any] = {
             "algo": self.algo,
             "agent": agent,
             "trainer": {"iteration": self.iteration, "env_steps": self.env_steps, "elapsed": self.elapsed},
