@@ -271,7 +271,10 @@ class RL2(TrialAgent):
         n = self.local_trials
         steps = batch["x"].shape[0]
         elapsed = (torch.arange(steps, device=self.device, dtype=torch.float32) / self._horizon()).view(steps, 1, 1)
-        log: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
+        # Kept on the device and read once per iteration: a read per minibatch would make an
+        # accelerator wait for every step.
+        log: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl",
+                                                              "clip_fraction")}
         for _ in range(cfg.epochs):
             perm = torch.randperm(n, device=self.device, generator=self.generator)
             for mb in perm.chunk(cfg.minibatches):
@@ -289,7 +292,7 @@ class RL2(TrialAgent):
                 optimizer_step(self.optimizer, loss, cfg.max_grad_norm)
                 for key, val in (("policy_loss", pl), ("value_loss", vl), ("entropy", ent),
                                  ("approx_kl", diag["approx_kl"]), ("clip_fraction", diag["clip_fraction"])):
-                    log[key].append(float(val.detach()))
+                    log[key].append(val.detach().float())
         env_steps = int(all_reduce_sum(torch.tensor(float(trials.env_steps), dtype=torch.float64)).item())
         self.env_steps += env_steps
         self.iterations += 1
@@ -297,7 +300,8 @@ class RL2(TrialAgent):
             resid = (returns - values)[active]
             explained = 1.0 - float(resid.var() / returns[active].var().clamp_min(1e-8))
         curve = trial_eval_result(trials.returns)
-        scalars = {f"train/{k}": float(np.mean(v)) for k, v in log.items()}
+        means = torch.stack([torch.stack(v).mean() for v in log.values()]).tolist()
+        scalars = dict(zip((f"train/{k}" for k in log), means, strict=True))
         scalars.update({"train/trial_return": float(curve.scores.mean()), "train/explained_variance": explained})
         scalars = mean_scalars(scalars)
         return IterationStats(env_steps, scalars, curve, headline={"return": scalars["train/trial_return"]})
