@@ -64,6 +64,7 @@ def _run(rank: int, size: int, algo: str, warmup: int, iterations: int, quick: b
             Path(out).write_text(json.dumps({"steps": steps, "seconds": seconds}))
     finally:
         if size > 1:
+            dist.barrier()  # no process tears the group down while another still uses it
             dist.destroy_process_group()
 
 

@@ -79,7 +79,10 @@ def process_device(device: torch.device) -> torch.device:
 def shutdown() -> None:
     """Leave the process group, if any (at the end of a run)."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()  # no process tears the group down while another still uses it
+        finally:
+            dist.destroy_process_group()
 
 
 def shard(total: int, flag_name: str) -> int:
