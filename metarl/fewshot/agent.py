@@ -145,8 +145,7 @@ class SupervisedAgent(Agent):
 
     def own_tasks(self, family: SupervisedFamily[Any], meta_batch: int) -> list[Task]:
         """This process's share of a meta-batch of ``meta_batch`` fresh training tasks (all of
-        them without data parallelism)."""
-        shard(meta_batch, "--meta-batch")
+        them without data parallelism; the agent's constructor checked that it divides)."""
         return family.sample_tasks(meta_batch, "train", self.task_rng)[own_slice(meta_batch)]
 
     def check_batch_memory(self, episodes: int, examples: int, what: str) -> None:
@@ -311,6 +310,7 @@ class EpisodicClassifier(TrainedClassifier):
         super().__init__(config, family, seed, device)
         self.train_family = training_family(self.family, config.train_ways)
         self.train_shots = config.train_shots or self.family.shots
+        shard(config.meta_batch, "--meta-batch")  # under torchrun: refuse an uneven split now, not at an update
         self.check_batch_memory(config.meta_batch, self.train_family.ways * (self.train_shots + config.train_queries),
                                 f"--meta-batch {config.meta_batch} of {self.train_family.ways}-way episodes")
 
@@ -349,6 +349,7 @@ class FewShotAgent(SupervisedAgent):
         self.problem = self.family.problem
         self.shots = config.train_shots or self.family.shots
         self.queries = config.train_queries or self.family.queries
+        shard(config.meta_batch, "--meta-batch")  # under torchrun: refuse an uneven split now, not at an update
         per_class = self.family.num_outputs if self.problem == "classification" else 1
         self.check_batch_memory(config.meta_batch, per_class * (self.shots + self.queries),
                                 f"--meta-batch {config.meta_batch} with {self.shots} shots and {self.queries} queries")
