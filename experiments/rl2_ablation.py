@@ -50,9 +50,9 @@ from metarl.run.checkpoint import config_json, new_run_dir
 from metarl.run.config import RunConfig, family_default, from_dict
 from metarl.run.trainer import Trainer
 
-QUICK = {"env": "metarl/Bandit-v0", "family": "k=2,n=5", "minutes": 0.02, "eval_tasks": 50,
+QUICK = {"env": "metarl/Bandit-v0", "family": "k=2,n=5", "minutes": 0.05, "eval_tasks": 50,
          "cells": ["num_trials=16,hidden_size=8", "num_trials=16,hidden_size=8,lr=0.05"]}
-"""``--quick``: a two-armed bandit of 5 pulls, tiny nets, about a second of training per cell."""
+"""``--quick``: a two-armed bandit of 5 pulls, tiny nets, a few seconds of training per cell."""
 
 
 def parse_settings(text: str) -> dict[str, Any]:
@@ -87,12 +87,12 @@ def locked(path: str | None) -> Iterator[None]:
 
 
 def run_cell(env_id: str, family_kwargs: dict[str, Any], settings: dict[str, Any], seed: int, minutes: float,
-             eval_tasks: int, logdir: str) -> dict[str, Any]:
-    """Train RL² with ``settings`` for ``minutes`` and score it and UCB1 on the run's held-out tasks."""
+             env_steps: int | None, eval_tasks: int, logdir: str) -> dict[str, Any]:
+    """Train RL² with ``settings`` for ``minutes`` (or until ``env_steps``, whichever comes first)
+    and score it and UCB1 on the run's held-out tasks."""
     family = family_default(env_id, family_kwargs)
     family_id = family_spec(env_id).id
-    # No step budget: the wall-clock limit is the budget every cell shares.
-    config = from_dict(RL2Config, {"total_env_steps": 10**12, **settings}, "the cell's settings")
+    config = from_dict(RL2Config, {"total_env_steps": env_steps or 10**12, **settings}, "the cell's settings")
     run = RunConfig(seed=seed, logdir=logdir, eval_every=0, eval_tasks=eval_tasks, time_limit=minutes * 60,
                     progress=False, compare=False, checkpoint_every=1e9)
     agent = RL2(config, family, seed=seed)
@@ -114,6 +114,7 @@ def run_cell(env_id: str, family_kwargs: dict[str, Any], settings: dict[str, Any
         reference["ucb1"] = ucb.evaluate(trainer.eval_task_list, seed=trainer.eval_seed).scores.tolist()
     return {
         "env": family_id, "family": family_kwargs, "settings": settings, "seed": seed, "minutes": minutes,
+        "env_steps_budget": env_steps,
         "env_steps": trainer.env_steps, "train_seconds": trainer.elapsed, "seconds": seconds,
         "iterations": trainer.iteration, "load_before": load_before[:3], "load_after": os.getloadavg()[:3],
         "scores": trainer.final_result.scores.tolist(), "reference": reference, "run_dir": str(run_dir),
@@ -136,7 +137,10 @@ def table(records: list[dict[str, Any]]) -> str:
         cells.setdefault(label(rec["settings"]), []).append(rec)
     first = next(iter(cells.values()), [])
     first_by_seed = {r["seed"]: np.asarray(r["scores"]) for r in first}
-    lines = ["| cell | seeds | mean total return (95% CI) | per seed | − first cell (paired) | − UCB1 (paired) "
+    budgets = sorted({(r["minutes"], r.get("env_steps_budget")) for r in records}, key=str)
+    lines = ["Budget per run: " + "; ".join(f"{m:g} min" + (f" or {b:,} env steps, whichever first" if b else "")
+                                           for m, b in budgets) + ".", "",
+             "| cell | seeds | mean total return (95% CI) | per seed | − first cell (paired) | − UCB1 (paired) "
              "| env steps (M) | steps/s |", "|---|---|---|---|---|---|---|---|"]
     for name, recs in cells.items():
         scores = np.concatenate([r["scores"] for r in recs])
@@ -174,6 +178,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--cells", nargs="+", default=["default"], help="RL² settings per cell, key=value,...")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="training wall-clock per run")
+    parser.add_argument("--env-steps", type=int, default=None,
+                        help="also stop a run at this many env steps: the same samples per cell whatever the "
+                             "machine's load (--minutes then only caps the run)")
     parser.add_argument("--eval-tasks", type=int, default=1000, help="held-out test tasks per run")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lock", default=None, help="hold an exclusive flock on this file during each run")
@@ -198,8 +205,8 @@ def main(argv: list[str] | None = None) -> str:
         for settings in cells:
             for seed in args.seeds:
                 with locked(args.lock):
-                    rec = run_cell(args.env, family_kwargs, settings, seed, args.minutes, args.eval_tasks,
-                                   args.logdir or tmp)
+                    rec = run_cell(args.env, family_kwargs, settings, seed, args.minutes, args.env_steps,
+                                   args.eval_tasks, args.logdir or tmp)
                 records.append(rec)
                 print(f"{label(settings)} seed {seed}: {np.mean(rec['scores']):.2f} after {rec['env_steps']:,} steps "
                       f"in {rec['train_seconds']:.0f} s; load {rec['load_before'][0]:.2f} -> {rec['load_after'][0]:.2f}",
