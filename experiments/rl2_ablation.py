@@ -141,7 +141,7 @@ def table(records: list[dict[str, Any]]) -> str:
     lines = ["Budget per run: " + "; ".join(f"{m:g} min" + (f" or {b:,} env steps, whichever first" if b else "")
                                            for m, b in budgets) + ".", "",
              "| cell | seeds | mean total return (95% CI) | per seed | − first cell (paired) | − UCB1 (paired) "
-             "| env steps (M) | steps/s |", "|---|---|---|---|---|---|---|---|"]
+             "| env steps (M) | steps/s | load average (start → end) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, recs in cells.items():
         scores = np.concatenate([r["scores"] for r in recs])
         mean, ci = mean_ci95(scores)
@@ -153,8 +153,9 @@ def table(records: list[dict[str, Any]]) -> str:
         vs_ucb = fmt(*mean_ci95(np.concatenate(ucb)), sign=True) if ucb else "—"
         steps = np.mean([r["env_steps"] for r in recs])
         sps = np.mean([r["env_steps"] / r["train_seconds"] for r in recs])
+        loads = ", ".join(f"{r['load_before'][0]:.2f} → {r['load_after'][0]:.2f}" for r in recs)
         lines.append(f"| {name} | {len(recs)} | {fmt(float(mean), float(ci))} | {per_seed} | {vs_first} | {vs_ucb} "
-                     f"| {steps / 1e6:.1f} | {sps:,.0f} |")
+                     f"| {steps / 1e6:.1f} | {sps:,.0f} | {loads} |")
     loads = [r["load_before"][0] for r in records] + [r["load_after"][0] for r in records]
     if loads:
         lines.append(f"\nLoad average (1 min) over the runs' starts and ends: {min(loads):.2f} to {max(loads):.2f}.")
