@@ -12,7 +12,7 @@ back-propagation through time.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -40,6 +40,7 @@ from metarl.rl.family import RLFamily
 from metarl.rl.losses import clipped_value_loss, count_share, masked_mean, normalize, ppo_loss
 from metarl.rl.returns import gae
 from metarl.rl.rollout import Trials, collect
+from metarl.rl.sequence_cells import CellKind, cell_state_bytes, make_cell
 from metarl.rl.spaces import SpaceCodec, space_dim
 
 
@@ -61,8 +62,11 @@ class RL2Config(TrialConfig):
 
     total_env_steps: int = dataclasses.field(default=15_000_000, metadata={"help": "training budget in environment steps"})
     num_trials: int = dataclasses.field(default=1024, metadata={"help": "trials per iteration, stepping in lockstep (one task each)"})
-    cell: Literal["gru", "lstm"] = dataclasses.field(default="gru", metadata={"help": "recurrent cell"})
-    hidden_size: int = dataclasses.field(default=64, metadata={"help": "recurrent state size"})
+    cell: CellKind = dataclasses.field(
+        default="gru", metadata={"help": "sequence cell: a GRU, an LSTM, or a causal transformer over the whole trial"})
+    hidden_size: int = dataclasses.field(default=64, metadata={"help": "recurrent state size (the transformer's width)"})
+    transformer_layers: int = dataclasses.field(default=2, metadata={"help": "attention layers of --cell transformer"})
+    transformer_heads: int = dataclasses.field(default=4, metadata={"help": "attention heads of --cell transformer"})
     lr: float = dataclasses.field(default=6e-3, metadata={"help": "Adam learning rate"})
     gamma: float = dataclasses.field(default=0.9, metadata={"help": "discount over the whole trial"})
     gae_lambda: float = dataclasses.field(
@@ -85,24 +89,29 @@ class RL2Config(TrialConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive(self, ("total_env_steps", "num_trials", "hidden_size", "lr", "epochs", "minibatches", "clip",
-                              "reward_scale"))
+                              "reward_scale", "transformer_layers", "transformer_heads"))
         check_non_negative(self, ("entropy_coef", "value_coef", "max_grad_norm"))
         if self.minibatches > self.num_trials:
             raise ValueError(f"--minibatches ({self.minibatches}) cannot exceed --num-trials ({self.num_trials})")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError("--gamma and --gae-lambda must lie in [0, 1]")
+        if self.cell == "transformer" and (self.hidden_size % self.transformer_heads or self.hidden_size % 2):
+            raise ValueError(f"--hidden-size ({self.hidden_size}) must be even and a multiple of "
+                             f"--transformer-heads ({self.transformer_heads}) for --cell transformer")
 
 
 class RL2Net(nn.Module):
-    """A recurrent actor-critic over (obs, previous action, previous reward, done)."""
+    """A memory-based actor-critic over (obs, previous action, previous reward, done): a
+    recurrent cell or a causal transformer (:mod:`metarl.rl.sequence_cells`), whose state
+    (hidden state or KV cache) spans the trial."""
 
-    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: int, cell: str, value_time: bool = False):
+    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: int, cell: CellKind,
+                 value_time: bool = False, max_len: int = 128, layers: int = 2, heads: int = 4):
         super().__init__()
         self.value_time = value_time
         self.input_dim = obs_dim + act_dim + 2
         self.dist = ActionDistribution(discrete)
-        rnn_cls = nn.GRU if cell == "gru" else nn.LSTM
-        self.rnn = rnn_cls(self.input_dim, hidden)
+        self.rnn = make_cell(cell, self.input_dim, hidden, max_len=max_len, layers=layers, heads=heads)
         self.pi = nn.Linear(hidden, act_dim)
         # Near the end of a trial a state's value shrinks with the steps left; a value head
         # that must infer the step from the recurrent state pulls the shared trunk towards
@@ -116,7 +125,8 @@ class RL2Net(nn.Module):
     def forward(self, x: torch.Tensor, state: Any = None,
                 elapsed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """Action-distribution parameters (:mod:`metarl.rl.distributions`) and value for a
-        ``[T, N, input]`` sequence, and the recurrent state after it.
+        ``[T, N, input]`` sequence following ``state`` (``None``: the trial starts with it), and
+        the cell's state after it.
 
         ``elapsed`` (``[T, N, 1]``, the fraction of the trial elapsed) feeds the value head
         when the net was built with ``value_time``.
@@ -152,7 +162,7 @@ class RL2Policy:
 
     def begin_trial(self, num_envs: int) -> None:
         """Reset the hidden state and the previous action/reward/done inputs."""
-        self.state = None  # zeros: the recurrent modules start from a zero state
+        self.state = None  # a zero recurrent state, an empty KV cache
         self.t = 0
         self.x = torch.zeros(num_envs, self.net.input_dim, device=self.device)
 
@@ -210,7 +220,9 @@ class RL2(TrialAgent):
         # The rollout of one iteration: per step and trial, the input row and four floats.
         width = space_dim(family.observation_space) + 2 * space_dim(family.action_space) + 6
         env_bytes, env_note = family.env_memory_note(self.local_trials)
-        check_memory(4.0 * self._horizon() * self.local_trials * width + env_bytes,
+        cell_bytes = cell_state_bytes(config.cell, self.local_trials, config.hidden_size, self._horizon(),
+                                      config.transformer_layers)
+        check_memory(4.0 * self._horizon() * self.local_trials * width + cell_bytes + env_bytes,
                      f"--num-trials {config.num_trials} (trials of {self._horizon()} steps{env_note})")
         self.env_device = resolve_env_device(config.env_device, self.device, family)
         self.env = make_vec_env(family, self.local_trials, autoreset_mode=AutoresetMode.SAME_STEP, device=self.env_device)
@@ -218,7 +230,8 @@ class RL2(TrialAgent):
         discrete = isinstance(self.act_space, gym.spaces.Discrete)
         with torch_seeded(seed):
             self.net = RL2Net(space_dim(self.obs_space), space_dim(self.act_space), discrete,
-                              config.hidden_size, config.cell, config.value_time_input).to(self.device)
+                              config.hidden_size, config.cell, config.value_time_input, max_len=self._horizon(),
+                              layers=config.transformer_layers, heads=config.transformer_heads).to(self.device)
         self.streams = TrainingStreams(seed, self.device, world().rank)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
         self.task_rng, self.env_rng, self.generator = self.streams.task_rng, self.streams.env_rng, self.streams.generator

@@ -82,7 +82,7 @@ TRAIN_CASES = [
     ("config not json", ["--config", "{tmp}/bad_json.json"], "is not valid JSON"),
     ("config extra key", ["--config", "{tmp}/extra_key.json"], "expected a JSON object with keys among"),
     ("config literal", ["--config", "{tmp}/cell_rnn.json", "--logdir", "{runs}"],
-     "cell in the agent section of --config must be one of 'gru', 'lstm', got 'rnn'"),
+     "cell in the agent section of --config must be one of 'gru', 'lstm', 'transformer', got 'rnn'"),
     ("config int as string", ["--config", "{tmp}/seed_string.json", "--logdir", "{runs}"],
      "seed in the run section of --config must be an integer, got '7'"),
     ("config device", ["--config", "{tmp}/device_tpu.json", "--logdir", "{runs}"],
