@@ -21,14 +21,17 @@ in several invocations (one lock each) and the table is printed from all of them
 
 The table: per cell, the mean total return over seeds × tasks with its 95% CI (over the pooled
 per-task returns: it covers the test tasks, not seed-to-seed variation, which the per-seed
-column shows), the paired difference to the first cell and to UCB1, environment steps and
-steps per second.
+column shows), the paired difference to the first cell and to UCB1, the same trained weights
+scored with the other evaluation (the most likely action where the cell samples, sampled
+actions where it takes the mode) and its paired difference, environment steps and steps per
+second.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import io
 import json
@@ -107,6 +110,13 @@ def run_cell(env_id: str, family_kwargs: dict[str, Any], settings: dict[str, Any
     seconds = time.monotonic() - began
     if code != 0 or trainer.final_result is None:
         raise RuntimeError(f"the run of {settings} (seed {seed}) stopped with status {code}")
+    # The same weights acting by their most likely action: exploration that evaluation need not keep.
+    saved = agent.config
+    agent.config = dataclasses.replace(saved, sample_eval=not saved.sample_eval)
+    try:
+        other_eval = agent.evaluate(trainer.eval_task_list, seed=trainer.eval_seed).scores.tolist()
+    finally:
+        agent.config = saved
     reference: dict[str, list[float]] = {}
     if family_id == "metarl/Bandit-v0":
         ucb_cls = algo_spec("ucb1").load()
@@ -117,7 +127,8 @@ def run_cell(env_id: str, family_kwargs: dict[str, Any], settings: dict[str, Any
         "env_steps_budget": env_steps,
         "env_steps": trainer.env_steps, "train_seconds": trainer.elapsed, "seconds": seconds,
         "iterations": trainer.iteration, "load_before": load_before[:3], "load_after": os.getloadavg()[:3],
-        "scores": trainer.final_result.scores.tolist(), "reference": reference, "run_dir": str(run_dir),
+        "scores": trainer.final_result.scores.tolist(), "sample_eval": saved.sample_eval,
+        "scores_other_eval": other_eval, "reference": reference, "run_dir": str(run_dir),
     }
 
 
@@ -141,7 +152,8 @@ def table(records: list[dict[str, Any]]) -> str:
     lines = ["Budget per run: " + "; ".join(f"{m:g} min" + (f" or {b:,} env steps, whichever first" if b else "")
                                            for m, b in budgets) + ".", "",
              "| cell | seeds | mean total return (95% CI) | per seed | − first cell (paired) | − UCB1 (paired) "
-             "| env steps (M) | steps/s | load average (start → end) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| same weights, the other evaluation (paired) | env steps (M) | steps/s | load average (start → end) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, recs in cells.items():
         scores = np.concatenate([r["scores"] for r in recs])
         mean, ci = mean_ci95(scores)
@@ -151,11 +163,19 @@ def table(records: list[dict[str, Any]]) -> str:
         vs_first = fmt(*mean_ci95(np.concatenate(same)), sign=True) if same and recs is not first else "—"
         ucb = [np.asarray(r["scores"]) - np.asarray(r["reference"]["ucb1"]) for r in recs if "ucb1" in r["reference"]]
         vs_ucb = fmt(*mean_ci95(np.concatenate(ucb)), sign=True) if ucb else "—"
+        other = [r for r in recs if "scores_other_eval" in r]
+        other_eval = "—"
+        if other:
+            kinds = {"mode" if r["sample_eval"] else "sampled" for r in other}
+            diff = np.concatenate([np.asarray(r["scores_other_eval"]) - np.asarray(r["scores"]) for r in other])
+            other_eval = (f"{'/'.join(sorted(kinds))} actions: "
+                          f"{fmt(*mean_ci95(np.concatenate([r['scores_other_eval'] for r in other])))} "
+                          f"({fmt(*mean_ci95(diff), sign=True)})")
         steps = np.mean([r["env_steps"] for r in recs])
         sps = np.mean([r["env_steps"] / r["train_seconds"] for r in recs])
         loads = ", ".join(f"{r['load_before'][0]:.2f} → {r['load_after'][0]:.2f}" for r in recs)
         lines.append(f"| {name} | {len(recs)} | {fmt(float(mean), float(ci))} | {per_seed} | {vs_first} | {vs_ucb} "
-                     f"| {steps / 1e6:.1f} | {sps:,.0f} | {loads} |")
+                     f"| {other_eval} | {steps / 1e6:.1f} | {sps:,.0f} | {loads} |")
     loads = [r["load_before"][0] for r in records] + [r["load_after"][0] for r in records]
     if loads:
         lines.append(f"\nLoad average (1 min) over the runs' starts and ends: {min(loads):.2f} to {max(loads):.2f}.")

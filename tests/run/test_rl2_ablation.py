@@ -35,7 +35,10 @@ def test_quick_sweep_writes_records_and_a_paired_table(ablation, tmp_path):
         assert len(rec["scores"]) == len(rec["reference"]["ucb1"]) == 50
         assert rec["env_steps"] == 320 and len(rec["load_before"]) == 3  # 4 iterations of 16 trials of 5 pulls
         assert Path(rec["run_dir"], "eval", "final_test.json").exists()
+        assert rec["sample_eval"] is True and len(rec["scores_other_eval"]) == 50
+        assert rec["scores_other_eval"] != rec["scores"]  # mode actions, not a second sampled score
     rows = [line for line in text.splitlines() if line.startswith("| num_trials")]
     assert len(rows) == 2 and rows[0].split("|")[5].strip() == "—"
+    assert all(row.split("|")[7].strip().startswith("mode actions: ") for row in rows)
     assert "UCB1 (c 0.2) on the same tasks" in text and "or 300 env steps, whichever first" in text
     assert ablation.main(["--table", str(out)]) == text  # the table again, from the file alone
