@@ -4,8 +4,8 @@ Each *cell* is a set of RL² settings (``key=value`` overrides of ``RL2Config``,
 ``default`` for none). Every cell is trained for ``--minutes`` per seed through the library's own
 trainer (the family, agent, run directory and ``Trainer`` built as ``python -m metarl.train``
 builds them), then scored on the run's ``--eval-tasks`` held-out test tasks. Cells with the same
-seed are scored on the same tasks with the same evaluation seed, and UCB1 (the best classical
-policy on bandits) is scored on them too, so differences are paired per task.
+seed are scored on the same tasks with the same evaluation seed, and the best classical policy
+measured here (UCB1 on bandits, PSRL on tabular MDPs) is scored on them too, so differences are paired per task.
 
     python experiments/rl2_ablation.py --minutes 3 --seeds 0 --family k=5,n=100 \\
         --cells default gamma=0.99 gamma=0.99,gae_lambda=0.95 cell=lstm --lock /tmp/bench.lock \\
@@ -14,14 +14,15 @@ policy on bandits) is scored on them too, so differences are paired per task.
     python experiments/rl2_ablation.py --quick                                          # seconds: a smoke run
 
 Every finished run is appended to ``--out`` as one JSON line (settings, seed, steps, seconds,
-load averages before and after, per-task returns of the run and of UCB1), so a sweep can run
+load averages before and after, per-task returns of the run, of the same weights under the other evaluation and of the classical
+policy), so a sweep can run
 in several invocations (one lock each) and the table is printed from all of them. With
 ``--lock``, each run (training and scoring) holds an exclusive ``flock`` on that file, as
 ``flock FILE python ...`` would.
 
 The table: per cell, the mean total return over seeds × tasks with its 95% CI (over the pooled
 per-task returns: it covers the test tasks, not seed-to-seed variation, which the per-seed
-column shows), the paired difference to the first cell and to UCB1, the same trained weights
+column shows), the paired difference to the first cell and to that classical policy, the same trained weights
 scored with the other evaluation (the most likely action where the cell samples, sampled
 actions where it takes the mode) and its paired difference, environment steps and steps per
 second.
@@ -58,6 +59,11 @@ QUICK = {"env": "metarl/Bandit-v0", "family": "k=2,n=5", "minutes": 0.05, "eval_
 """``--quick``: a two-armed bandit of 5 pulls, tiny nets, a few seconds of training per cell."""
 
 
+REFERENCE = {"metarl/Bandit-v0": "ucb1", "metarl/TabularMDP-v0": "psrl"}
+"""The best classical policy measured here per family (experiments/RESULTS.md), scored beside every run."""
+REFERENCE_NAME = {"ucb1": "UCB1 (c 0.2)", "psrl": "PSRL"}
+
+
 def parse_settings(text: str) -> dict[str, Any]:
     """``"gamma=0.99,cell=lstm"`` → ``{"gamma": 0.99, "cell": "lstm"}`` (values as JSON where they
     parse, e.g. numbers and ``true``/``false``, else strings); ``"default"`` → ``{}``."""
@@ -92,7 +98,7 @@ def locked(path: str | None) -> Iterator[None]:
 def run_cell(env_id: str, family_kwargs: dict[str, Any], settings: dict[str, Any], seed: int, minutes: float,
              env_steps: int | None, eval_tasks: int, logdir: str) -> dict[str, Any]:
     """Train RL² with ``settings`` for ``minutes`` (or until ``env_steps``, whichever comes first)
-    and score it and UCB1 on the run's held-out tasks."""
+    and score it, and the family's classical reference, on the run's held-out tasks."""
     family = family_default(env_id, family_kwargs)
     family_id = family_spec(env_id).id
     config = from_dict(RL2Config, {"total_env_steps": env_steps or 10**12, **settings}, "the cell's settings")
@@ -118,10 +124,10 @@ def run_cell(env_id: str, family_kwargs: dict[str, Any], settings: dict[str, Any
     finally:
         agent.config = saved
     reference: dict[str, list[float]] = {}
-    if family_id == "metarl/Bandit-v0":
-        ucb_cls = algo_spec("ucb1").load()
-        ucb = ucb_cls(ucb_cls.config_class(), family, seed=seed)
-        reference["ucb1"] = ucb.evaluate(trainer.eval_task_list, seed=trainer.eval_seed).scores.tolist()
+    if family_id in REFERENCE:
+        ref_cls = algo_spec(REFERENCE[family_id]).load()
+        ref = ref_cls(ref_cls.config_class(), family, seed=seed)
+        reference[REFERENCE[family_id]] = ref.evaluate(trainer.eval_task_list, seed=trainer.eval_seed).scores.tolist()
     return {
         "env": family_id, "family": family_kwargs, "settings": settings, "seed": seed, "minutes": minutes,
         "env_steps_budget": env_steps,
@@ -151,7 +157,7 @@ def table(records: list[dict[str, Any]]) -> str:
     budgets = sorted({(r["minutes"], r.get("env_steps_budget")) for r in records}, key=str)
     lines = ["Budget per run: " + "; ".join(f"{m:g} min" + (f" or {b:,} env steps, whichever first" if b else "")
                                            for m, b in budgets) + ".", "",
-             "| cell | seeds | mean total return (95% CI) | per seed | − first cell (paired) | − UCB1 (paired) "
+             "| cell | seeds | mean total return (95% CI) | per seed | − first cell (paired) | − best classical (paired) "
              "| same weights, the other evaluation (paired) | env steps (M) | steps/s | load average (start → end) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, recs in cells.items():
@@ -161,8 +167,8 @@ def table(records: list[dict[str, Any]]) -> str:
         same = [np.asarray(r["scores"]) - first_by_seed[r["seed"]] for r in recs
                 if r["seed"] in first_by_seed and len(r["scores"]) == len(first_by_seed[r["seed"]])]
         vs_first = fmt(*mean_ci95(np.concatenate(same)), sign=True) if same and recs is not first else "—"
-        ucb = [np.asarray(r["scores"]) - np.asarray(r["reference"]["ucb1"]) for r in recs if "ucb1" in r["reference"]]
-        vs_ucb = fmt(*mean_ci95(np.concatenate(ucb)), sign=True) if ucb else "—"
+        ref = [np.asarray(r["scores"]) - np.asarray(next(iter(r["reference"].values()))) for r in recs if r["reference"]]
+        vs_ref = fmt(*mean_ci95(np.concatenate(ref)), sign=True) if ref else "—"
         other = [r for r in recs if "scores_other_eval" in r]
         other_eval = "—"
         if other:
@@ -174,16 +180,15 @@ def table(records: list[dict[str, Any]]) -> str:
         steps = np.mean([r["env_steps"] for r in recs])
         sps = np.mean([r["env_steps"] / r["train_seconds"] for r in recs])
         loads = ", ".join(f"{r['load_before'][0]:.2f} → {r['load_after'][0]:.2f}" for r in recs)
-        lines.append(f"| {name} | {len(recs)} | {fmt(float(mean), float(ci))} | {per_seed} | {vs_first} | {vs_ucb} "
+        lines.append(f"| {name} | {len(recs)} | {fmt(float(mean), float(ci))} | {per_seed} | {vs_first} | {vs_ref} "
                      f"| {other_eval} | {steps / 1e6:.1f} | {sps:,.0f} | {loads} |")
     loads = [r["load_before"][0] for r in records] + [r["load_after"][0] for r in records]
     if loads:
         lines.append(f"\nLoad average (1 min) over the runs' starts and ends: {min(loads):.2f} to {max(loads):.2f}.")
-    ucbs = [np.asarray(r["reference"]["ucb1"]) for r in records if "ucb1" in r["reference"]]
-    if ucbs:
-        by_seed = {r["seed"]: r["reference"]["ucb1"] for r in records if "ucb1" in r["reference"]}
+    for name in sorted({k for r in records for k in r["reference"]}):
+        by_seed = {r["seed"]: r["reference"][name] for r in records if name in r["reference"]}
         mean, ci = mean_ci95(np.concatenate([np.asarray(v) for v in by_seed.values()]))
-        lines.append(f"UCB1 (c 0.2) on the same tasks: {fmt(float(mean), float(ci))}.")
+        lines.append(f"{REFERENCE_NAME.get(name, name)} on the same tasks: {fmt(float(mean), float(ci))}.")
     return "\n".join(lines)
 
 
