@@ -5,7 +5,8 @@ Each *cell* is a set of RL² settings (``key=value`` overrides of ``RL2Config``,
 trainer (the family, agent, run directory and ``Trainer`` built as ``python -m metarl.train``
 builds them), then scored on the run's ``--eval-tasks`` held-out test tasks. Cells with the same
 seed are scored on the same tasks with the same evaluation seed, and the best classical policy
-measured here (UCB1 on bandits, PSRL on tabular MDPs) is scored on them too, so differences are paired per task.
+measured here (UCB1 on bandits, PSRL on tabular MDPs) is scored on them too, so differences
+are paired per task.
 
     python experiments/rl2_ablation.py --minutes 3 --seeds 0 --family k=5,n=100 \\
         --cells default gamma=0.99 gamma=0.99,gae_lambda=0.95 cell=lstm --lock /tmp/bench.lock \\
@@ -14,18 +15,17 @@ measured here (UCB1 on bandits, PSRL on tabular MDPs) is scored on them too, so 
     python experiments/rl2_ablation.py --quick                                          # seconds: a smoke run
 
 Every finished run is appended to ``--out`` as one JSON line (settings, seed, steps, seconds,
-load averages before and after, per-task returns of the run, of the same weights under the other evaluation and of the classical
-policy), so a sweep can run
-in several invocations (one lock each) and the table is printed from all of them. With
-``--lock``, each run (training and scoring) holds an exclusive ``flock`` on that file, as
-``flock FILE python ...`` would.
+load averages before and after, per-task returns of the run, of the same weights under the other
+evaluation and of the classical policy), so a sweep can run in several invocations (one lock
+each) and the table is printed from all of them. With ``--lock``, each run (training and
+scoring) holds an exclusive ``flock`` on that file, as ``flock FILE python ...`` would.
 
 The table: per cell, the mean total return over seeds × tasks with its 95% CI (over the pooled
 per-task returns: it covers the test tasks, not seed-to-seed variation, which the per-seed
-column shows), the paired difference to the first cell and to that classical policy, the same trained weights
-scored with the other evaluation (the most likely action where the cell samples, sampled
-actions where it takes the mode) and its paired difference, environment steps and steps per
-second.
+column shows), the paired difference to the first cell and to the classical policy, the same
+trained weights scored with the other evaluation (the most likely action where the cell
+samples, sampled actions where it takes the mode) with its paired difference, environment
+steps and steps per second.
 """
 
 from __future__ import annotations
