@@ -1,9 +1,11 @@
 """RL² ablation: which settings limit its learning within a fixed wall-clock budget (issue 15).
 
 Each *cell* is a set of RL² settings (``key=value`` overrides of ``RL2Config``, comma-separated;
-``default`` for none). Every cell is trained for ``--minutes`` per seed through the library's own
-trainer (the family, agent, run directory and ``Trainer`` built as ``python -m metarl.train``
-builds them), then scored on the run's ``--eval-tasks`` held-out test tasks. Cells with the same
+``default`` for none). Overrides apply to ``RL2Config``'s own defaults, not to a family's
+``recommended`` settings, so records stay comparable when a recommendation changes; pass a
+recommendation as a cell to measure it. Every cell is trained for ``--minutes`` per seed
+through the library's own trainer (the family, agent, run directory and ``Trainer`` built as
+``python -m metarl.train`` builds them), then scored on the run's ``--eval-tasks`` held-out test tasks. Cells with the same
 seed are scored on the same tasks with the same evaluation seed, and the best classical policy
 measured here (UCB1 on bandits, PSRL on tabular MDPs) is scored on them too, so differences
 are paired per task.

@@ -29,6 +29,7 @@ from metarl.run.config import (
     import_modules,
     load_config_file,
     parse_sections,
+    recommended_settings,
     resolve_algo_and_env,
     run_cli,
     split_env,
@@ -59,11 +60,14 @@ def main(argv: list[str] | None = None) -> int:
             f"python -m metarl.evaluate --algo {agent_cls.name} --env {env_id}"
         )
     same_env = split_env(config.get("env", env_id))[1] == env_id
+    family_cls = family_spec(env_id).load()
+    recommended = recommended_settings(family_cls, agent_cls)
     sections = parse_sections(
-        PROG, help_text(agent_cls, env_id, family_spec(env_id).load().__name__),
+        PROG, help_text(agent_cls, env_id, family_cls.__name__),
         {
             "run": from_dict(RunConfig, config.get("run", {}), "the run section of --config"),
-            "agent": from_dict(agent_cls.config_class, config.get("agent", {}), "the agent section of --config"),
+            "agent": from_dict(agent_cls.config_class, {**recommended, **config.get("agent", {})},
+                               "the agent section of --config"),
             "env": family_default(env_id, config.get("family", {}) if same_env else {}),
         },
         rest,
@@ -89,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = new_run_dir(run.logdir, family_id, agent_cls.name, run.seed)
         (run_dir / "config.json").write_text(
             config_json(agent_cls.name, family_id, family, sections["agent"], run, argv, imports))
+        kept = {k: v for k, v in recommended.items() if getattr(sections["agent"], k) == v}
+        if kept:
+            print(f"{family_id} recommends for {agent_cls.name} (measured, experiments/RESULTS.md): "
+                  f"{' '.join(f'{flag(k)} {v}' for k, v in kept.items())}; a flag overrides it", file=sys.stderr)
         processes = f" ({world().size} processes)" if world().size > 1 else ""
         print(f"run directory: {run_dir}{processes}\nwatch it with: tensorboard --logdir {run.logdir}", file=sys.stderr)
     run_dir = broadcast_object(run_dir)

@@ -110,6 +110,10 @@ class TaskFamily(abc.ABC, Generic[TaskT]):
     """The shifts of :attr:`shifts` written without a value (``invert``)."""
     ood_shift: ClassVar[str] = ""
     """What the ``ood`` split is, named as a shift of the training distribution."""
+    recommended: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Settings measured to beat an algorithm's defaults on this family: ``--algo`` name →
+    {config field: value}. ``metarl.train`` starts from them; a flag or a ``--config`` file's
+    agent section overrides each. Add one only with its measurement in ``experiments/RESULTS.md``."""
 
     def kwargs(self) -> dict[str, Any]:
         """The family's keyword arguments, as passed to the registry."""

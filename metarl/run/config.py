@@ -342,6 +342,14 @@ def family_default(env_id: str, overrides: dict[str, Any] | None = None) -> Task
     return family
 
 
+def recommended_settings(family_cls: Any, agent_cls: Any) -> dict[str, Any]:
+    """The family's recommended settings for the algorithm (:attr:`TaskFamily.recommended`),
+    checked against the algorithm's config class so that a stale key fails loudly."""
+    settings = dict(getattr(family_cls, "recommended", {}).get(agent_cls.name, {}))
+    from_dict(agent_cls.config_class, settings, f"{family_cls.__name__}.recommended[{agent_cls.name!r}]")
+    return settings
+
+
 def resolve_algo_and_env(algo: str | None, env: str | None, config: dict[str, Any],
                          imported: Sequence[str] = ()) -> tuple[Any, str]:
     """The agent class and family id from flags, then the config file, then defaults.

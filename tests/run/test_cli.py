@@ -9,8 +9,11 @@ import sys
 import pytest
 
 from metarl import evaluate, train
+from metarl.agents.rl2 import RL2Config
 from metarl.core.errors import UsageError
-from metarl.core.registry import UnknownIdError
+from metarl.core.registry import MissingDependencyError, UnknownIdError, algo_spec, family_specs
+from metarl.envs.bandit import BanditFamily
+from metarl.run.config import recommended_settings
 from metarl.run.logger import read_scalars
 from tests.helpers import TINY_RL2, exits_2, only_run
 
@@ -36,6 +39,30 @@ def test_train_writes_run_directory(tiny_run):
         assert key in report
     assert [p["x"] for p in report["curve"]] == [1, 2, 3, 4, 5]
     assert (tiny_run / "eval" / "final_test.png").stat().st_size > 1000
+
+
+def test_family_recommendation_is_the_default_and_a_flag_overrides_it(tiny_run, tmp_path, capsys):
+    assert BanditFamily.recommended["rl2"] == {"gae_lambda": 0.95}
+    assert RL2Config().gae_lambda == 1.0  # so the run below shows the family's value, not the class's
+    assert json.loads((tiny_run / "config.json").read_text())["agent"]["gae_lambda"] == 0.95
+    assert train.main([*TINY, "--logdir", str(tmp_path / "a")]) == 0
+    assert "metarl/Bandit-v0 recommends for rl2" in capsys.readouterr().err
+    assert train.main([*TINY, "--logdir", str(tmp_path / "b"), "--gae-lambda", "1"]) == 0
+    assert "recommends" not in capsys.readouterr().err
+    assert json.loads((only_run(tmp_path / "b") / "config.json").read_text())["agent"]["gae_lambda"] == 1.0
+
+
+def test_every_family_recommendation_names_settings_its_algorithm_has():
+    checked = 0
+    for spec in family_specs():
+        try:
+            family_cls = spec.load()
+        except MissingDependencyError:
+            continue
+        for algo in family_cls.recommended:
+            recommended_settings(family_cls, algo_spec(algo).load())  # raises on a stale key or value
+            checked += 1
+    assert checked >= 1
 
 
 def test_event_files_hold_the_tag_scheme(tiny_run):
