@@ -176,7 +176,8 @@ def test_render_returns_frames_of_families_that_draw():
         SB3VecEnv("metarl/Bandit-v0", num_envs=2, render_mode="rgb_array")
 
 
-def test_three_lines_of_sb3_ppo_learn_a_two_armed_bandit():
+def test_three_lines_of_sb3_ppo_learn_a_two_armed_bandit(tmp_path, monkeypatch):
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path))  # SB3's default logger would leave a folder in /tmp
     torch.set_num_threads(1)
     env = SB3VecEnv("metarl/Bandit-v0", num_envs=8, tasks=[BanditTask((0.2, 0.8))] * 8, seed=0, k=2, n=10)
     model = PPO("MlpPolicy", env, n_steps=64, batch_size=128, seed=0, device="cpu").learn(3_000)
