@@ -12,6 +12,10 @@ tasks.
     python experiments/maml_pg_curve.py --env metarl/HalfCheetahVel-v0 --minutes 10 --variants maml \\
         -- --meta-batch 10 --trajectories 10
 
+After the table, each trained variant's learning curve: its return on the training tasks before
+and after adaptation against minutes and environment steps (``--curves RUN ...`` prints only
+that, for runs already made).
+
 Flags after ``--`` go to ``metarl.train`` (family and agent flags) for every variant.
 """
 
@@ -58,8 +62,16 @@ def main() -> None:
     parser.add_argument("--logdir", default="runs/maml_pg")
     parser.add_argument("--variants", nargs="*", default=["maml", "meta_sgd", "pretrained", "random"],
                         choices=[*VARIANTS, "random"])
+    parser.add_argument("--curve-rows", type=int, default=8,
+                        help="rows of each trained variant's learning curve (training tasks) printed at the end")
+    parser.add_argument("--curves", nargs="+", type=Path, metavar="RUN",
+                        help="only print the learning curves of these finished or running run directories")
     parser.add_argument("train_flags", nargs=argparse.REMAINDER)
     args = parser.parse_args()
+    if args.curves:
+        for run in args.curves:
+            print_training_curve(run, args.curve_rows)
+        return
     extra = [f for f in args.train_flags if f != "--"]
     load = os.getloadavg()
     reports: dict[str, dict] = {}
@@ -81,6 +93,9 @@ def main() -> None:
         cells = [f"{p['mean']:.2f} ± {p['ci95']:.2f}" for p in rep["curve"]]
         trained = "-" if name == "random" else _training_summary(runs[name])
         print(f"| {name} | " + " | ".join(cells) + f" | {trained} |")
+    for name, run in runs.items():
+        print(f"\nLearning curve of {name} ({run}):")
+        print_training_curve(run, args.curve_rows)
 
 
 def _training_summary(run: Path) -> str:
@@ -91,6 +106,31 @@ def _training_summary(run: Path) -> str:
     secs = sorted(v for _, v in tags.get("time/iteration_seconds", []))
     median = secs[len(secs) // 2] if secs else float("nan")
     return f"{iters} it, {median:.1f} s/it"
+
+
+def print_training_curve(run: Path, rows: int) -> None:
+    """The run's return on its training tasks before and after each inner step, against
+    wall-clock minutes and environment steps, in ``rows`` rows (each the mean over its window of
+    meta-iterations, since one iteration's return is noisy)."""
+    from metarl.run.logger import read_scalars
+
+    tags = read_scalars(run)
+    steps = sorted(int(t.rsplit("_", 1)[1]) for t in tags if t.startswith("adaptation/return_step_"))
+    elapsed = [v for _, v in tags["time/elapsed_seconds"]]
+    env_steps = [v for _, v in tags["time/env_steps"]]
+    returns = [[v for _, v in tags[f"adaptation/return_step_{j}"]] for j in steps]
+    n = min(len(elapsed), *(len(r) for r in returns))
+    print("| iterations | minutes | env steps (M) | " + " | ".join(f"step {j}" for j in steps)
+          + (f" | step {steps[-1]} − step 0 |" if len(steps) > 1 else " |"))
+    print("|---|---|---|" + "---|" * (len(steps) + (len(steps) > 1)))
+    bounds = sorted({round(n * (i + 1) / rows) for i in range(rows)} - {0})
+    start = 0
+    for end in bounds:
+        means = [sum(r[start:end]) / (end - start) for r in returns]
+        gap = f" | {means[-1] - means[0]:+.2f}" if len(means) > 1 else ""
+        print(f"| {start + 1}-{end} | {elapsed[end - 1] / 60:.1f} | {env_steps[end - 1] / 1e6:.1f} | "
+              + " | ".join(f"{m:.2f}" for m in means) + gap + " |")
+        start = end
 
 
 if __name__ == "__main__":
