@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         PROG, help_text(agent_cls, env_id, family_cls.__name__),
         {
             "run": from_dict(RunConfig, config.get("run", {}), "the run section of --config"),
-            "agent": from_dict(agent_cls.config_class, {**recommended, **config.get("agent", {})},
+            "agent": from_dict(agent_cls.config_class, over(recommended, config.get("agent", {})),
                                "the agent section of --config"),
             "env": family_default(env_id, config.get("family", {}) if same_env else {}),
         },
@@ -106,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     if code == 0 and main_process:
         finish(trainer, sections["agent"])
     return code
+
+
+def over(recommended: dict[str, Any], section: Any) -> Any:
+    """A ``--config`` agent section laid over the family's recommended settings; a section that
+    is not a JSON object is passed on as it is, for ``from_dict`` to refuse clearly."""
+    return {**recommended, **section} if isinstance(section, dict) else section
 
 
 def help_text(agent_cls: Any, env_id: str, family_class: str) -> str:
