@@ -20,7 +20,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 from torch import nn
 
-from metarl.core.agent import IterationStats, optimizer_step
+from metarl.core.agent import IterationStats, cosine_decay, optimizer_step
 from metarl.core.checks import check_memory, check_non_negative, check_positive
 from metarl.core.distributed import all_reduce_sum, mean_scalars, own_slice, shard, world
 from metarl.core.errors import UsageError
@@ -76,6 +76,10 @@ class RL2Config(TrialConfig):
     epochs: int = dataclasses.field(default=2, metadata={"help": "PPO epochs per iteration"})
     minibatches: int = dataclasses.field(default=4, metadata={"help": "minibatches (of whole trials) per epoch"})
     entropy_coef: float = dataclasses.field(default=0.01, metadata={"help": "entropy bonus weight"})
+    lr_decay: bool = dataclasses.field(
+        default=False, metadata={"help": "decay the learning rate along half a cosine to 0 at --total-env-steps"})
+    entropy_decay: bool = dataclasses.field(
+        default=False, metadata={"help": "decay the entropy bonus along half a cosine to 0 at --total-env-steps"})
     value_coef: float = dataclasses.field(default=0.5, metadata={"help": "value loss weight"})
     max_grad_norm: float = dataclasses.field(default=0.5, metadata={"help": "gradient clipping norm"})
     normalize_advantages: bool = dataclasses.field(default=True, metadata={"help": "normalise advantages per minibatch"})
@@ -288,6 +292,10 @@ class RL2(TrialAgent):
         # accelerator wait for every step.
         log: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl",
                                                               "clip_fraction")}
+        # Schedules follow the step budget, so a resumed run continues the same curve.
+        decay = cosine_decay(self.env_steps / cfg.total_env_steps)
+        lr = cfg.lr * decay if cfg.lr_decay else None
+        entropy_coef = cfg.entropy_coef * decay if cfg.entropy_decay else cfg.entropy_coef
         for _ in range(cfg.epochs):
             perm = torch.randperm(n, device=self.device, generator=self.generator)
             for mb in perm.chunk(cfg.minibatches):
@@ -301,8 +309,8 @@ class RL2(TrialAgent):
                 pl, diag = ppo_loss(logp, batch["logp"][:, mb], a, cfg.clip, mask)
                 vl = clipped_value_loss(v, v, targets[:, mb], None, mask)
                 ent = masked_mean(entropy, mask)
-                loss = (pl + cfg.value_coef * vl - cfg.entropy_coef * ent) * count_share(mask)
-                optimizer_step(self.optimizer, loss, cfg.max_grad_norm)
+                loss = (pl + cfg.value_coef * vl - entropy_coef * ent) * count_share(mask)
+                optimizer_step(self.optimizer, loss, cfg.max_grad_norm, lr=lr)
                 for key, val in (("policy_loss", pl), ("value_loss", vl), ("entropy", ent),
                                  ("approx_kl", diag["approx_kl"]), ("clip_fraction", diag["clip_fraction"])):
                     log[key].append(val.detach().float())
@@ -316,6 +324,8 @@ class RL2(TrialAgent):
         means = torch.stack([torch.stack(v).mean() for v in log.values()]).tolist()
         scalars = dict(zip((f"train/{k}" for k in log), means, strict=True))
         scalars.update({"train/trial_return": float(curve.scores.mean()), "train/explained_variance": explained})
+        if cfg.lr_decay or cfg.entropy_decay:
+            scalars.update({"train/lr": cfg.lr * decay if cfg.lr_decay else cfg.lr, "train/entropy_coef": entropy_coef})
         scalars = mean_scalars(scalars)
         return IterationStats(env_steps, scalars, curve, headline={"return": scalars["train/trial_return"]})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -127,6 +128,12 @@ class InnerLoopAgent(abc.ABC):
     def test_steps(self) -> int:
         """Inner steps in evaluation."""
         return self.default_test_steps() if self.eval_inner_steps is None else self.eval_inner_steps
+
+
+def cosine_decay(progress: float) -> float:
+    """A schedule's factor at ``progress`` (the fraction of the budget spent, clamped to [0, 1]):
+    1 at the start, falling along half a cosine to 0 at the end of the budget."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float = 0.0,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -30,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from metarl.core.agent import EvalResult, IterationStats
+from metarl.core.agent import EvalResult, IterationStats, cosine_decay
 from metarl.core.checks import check_non_negative, check_positive
 from metarl.core.seeding import torch_generator, torch_seeded
 from metarl.core.task import Task
@@ -143,7 +142,7 @@ class SequenceLearner(FewShotAgent):
         cfg = self.config
         if not cfg.lr_decay:
             return cfg.lr
-        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(self.iterations, cfg.iterations) / cfg.iterations))
+        return cfg.lr * cosine_decay(self.iterations / cfg.iterations)
 
     def _run(self, episode: Episode, generator: torch.Generator, training: bool = False) -> tuple[torch.Tensor, list[int]]:
         """Query outputs ``[tasks, len(rounds), queries, ...]`` and the rounds they follow:

@@ -6,6 +6,7 @@ import torch
 
 import metarl
 from metarl.agents.rl2 import RL2, RL2Config
+from metarl.core.agent import cosine_decay
 from metarl.rl.rollout import run_trials
 
 
@@ -80,6 +81,30 @@ def test_same_seed_same_training(agent):
         a.train_iteration()
     for p, q in zip(agent.net.parameters(), other.net.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_cosine_decay_oracle():
+    assert [cosine_decay(p) for p in (-1.0, 0.0, 0.5, 1.0, 2.0)] == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
+    assert cosine_decay(0.25) == pytest.approx((1 + 2**-0.5) / 2)
+
+
+def test_lr_and_entropy_decay_follow_the_step_budget():
+    """Each update uses the schedule's value at the steps done before it: iteration 2 of 4 (6 steps
+    × 16 trials each, 384 in all) runs at half a cosine's factor for progress 1/4."""
+    family = metarl.make_family("metarl/Bandit-v0", k=3, n=6)
+    cfg = RL2Config(num_trials=16, total_env_steps=384, lr=1e-2, entropy_coef=0.1, lr_decay=True, entropy_decay=True)
+    agent = RL2(cfg, family, seed=0)
+    first = agent.train_iteration().scalars
+    assert first["train/lr"] == pytest.approx(1e-2) and agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2)
+    second = agent.train_iteration().scalars
+    factor = cosine_decay(0.25)
+    assert second["train/lr"] == pytest.approx(1e-2 * factor)
+    assert second["train/entropy_coef"] == pytest.approx(0.1 * factor)
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * factor)
+    constant = RL2(RL2Config(num_trials=16, total_env_steps=384, lr=1e-2), family, seed=0)
+    constant.train_iteration()
+    constant.train_iteration()
+    assert constant.optimizer.param_groups[0]["lr"] == 1e-2  # no schedule: Adam's rate is untouched
 
 
 @pytest.mark.slow

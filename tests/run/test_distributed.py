@@ -145,8 +145,8 @@ def torchrun(args: list[str], nproc: int, cwd: Path) -> subprocess.CompletedProc
 
 @pytest.mark.slow
 def test_torchrun_trains_checkpoints_and_resumes(tmp_path: Path) -> None:
-    # Not --n: torchrun's own parser takes it for an abbreviation of its --nnodes (README).
-    flags = ["--algo", "rl2", "--k", "3", "--num-trials", "32", "--total-env-steps", "6400",
+    # After "--" torchrun passes --n on instead of reading it as an abbreviation of its --nnodes (README).
+    flags = ["--", "--algo", "rl2", "--k", "3", "--n", "100", "--num-trials", "32", "--total-env-steps", "6400",
              "--eval-tasks", "20", "--logdir", str(tmp_path / "runs"), "--no-progress", "--no-compare"]
     done = torchrun(flags, 2, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
