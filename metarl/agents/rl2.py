@@ -292,9 +292,10 @@ class RL2(TrialAgent):
         # accelerator wait for every step.
         log: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl",
                                                               "clip_fraction")}
-        # Schedules follow the step budget, so a resumed run continues the same curve.
+        # Schedules follow the step budget, so a resumed run continues the same curve (a resume
+        # that raises --total-env-steps stretches what is left of it).
         decay = cosine_decay(self.env_steps / cfg.total_env_steps)
-        lr = cfg.lr * decay if cfg.lr_decay else None
+        lr = cfg.lr * decay if cfg.lr_decay else cfg.lr
         entropy_coef = cfg.entropy_coef * decay if cfg.entropy_decay else cfg.entropy_coef
         for _ in range(cfg.epochs):
             perm = torch.randperm(n, device=self.device, generator=self.generator)
@@ -310,7 +311,7 @@ class RL2(TrialAgent):
                 vl = clipped_value_loss(v, v, targets[:, mb], None, mask)
                 ent = masked_mean(entropy, mask)
                 loss = (pl + cfg.value_coef * vl - entropy_coef * ent) * count_share(mask)
-                optimizer_step(self.optimizer, loss, cfg.max_grad_norm, lr=lr)
+                optimizer_step(self.optimizer, loss, cfg.max_grad_norm, lr=lr if cfg.lr_decay else None)
                 for key, val in (("policy_loss", pl), ("value_loss", vl), ("entropy", ent),
                                  ("approx_kl", diag["approx_kl"]), ("clip_fraction", diag["clip_fraction"])):
                     log[key].append(val.detach().float())
@@ -325,7 +326,7 @@ class RL2(TrialAgent):
         scalars = dict(zip((f"train/{k}" for k in log), means, strict=True))
         scalars.update({"train/trial_return": float(curve.scores.mean()), "train/explained_variance": explained})
         if cfg.lr_decay or cfg.entropy_decay:
-            scalars.update({"train/lr": cfg.lr * decay if cfg.lr_decay else cfg.lr, "train/entropy_coef": entropy_coef})
+            scalars.update({"train/lr": lr, "train/entropy_coef": entropy_coef})
         scalars = mean_scalars(scalars)
         return IterationStats(env_steps, scalars, curve, headline={"return": scalars["train/trial_return"]})
 
