@@ -3,11 +3,13 @@ small assertions about runs and command lines. Fixtures built on them are in ``c
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -149,3 +151,13 @@ def exits_2(capsys: Any, main: Callable[[list[str]], int], argv: list[str], mess
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in " ".join(err.split()), err
+
+
+def load_experiment(name: str) -> ModuleType:
+    """The script ``experiments/<name>.py`` as a module (the folder is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,21 +1,15 @@
 """experiments/maml_pg_curve.py: the learning-curve table read back from a run's events."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from metarl import train
 from metarl.run.logger import read_scalars
-from tests.helpers import only_run
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import load_experiment, only_run
 
 
 def test_learning_curve_rows_average_their_window_of_iterations(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("maml_pg_curve", ROOT / "experiments" / "maml_pg_curve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_experiment("maml_pg_curve")
     assert train.main(["--algo", "maml_pg", "--env", "metarl/Nav2D-v0", "--horizon", "5", "--iterations", "4",
                        "--meta-batch", "2", "--trajectories", "2", "--inner-steps", "2", "--hidden-sizes", "8",
                        "--eval-every", "0", "--eval-tasks", "2", "--eval-inner-steps", "1", "--no-progress",

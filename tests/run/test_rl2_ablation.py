@@ -1,20 +1,16 @@
 """experiments/rl2_ablation.py: the --quick sweep trains, scores and tabulates through the library."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import load_experiment
 
 
 @pytest.fixture(scope="module")
 def ablation():
-    spec = importlib.util.spec_from_file_location("rl2_ablation", ROOT / "experiments" / "rl2_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("rl2_ablation")
 
 
 def test_parse_settings(ablation):

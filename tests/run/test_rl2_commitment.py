@@ -1,23 +1,16 @@
 """experiments/rl2_commitment.py: late-pull statistics against hand-computed cases."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from metarl.agents.bandit_baselines import UCB1Agent, UCB1Config
 from metarl.envs.bandit import BanditFamily, BanditTask
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import load_experiment
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("rl2_commitment", ROOT / "experiments" / "rl2_commitment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("rl2_commitment")
 
 
 def test_commitment_oracle(script):
