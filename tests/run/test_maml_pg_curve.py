@@ -1,6 +1,5 @@
 """experiments/maml_pg_curve.py: the learning-curve table read back from a run's events."""
 
-
 import pytest
 
 from metarl import train
