@@ -42,6 +42,7 @@ from metarl.rl.returns import gae
 from metarl.rl.rollout import Trials, collect
 from metarl.rl.sequence_cells import CellKind, cell_state_bytes, make_cell
 from metarl.rl.spaces import SpaceCodec, space_dim
+from metarl.rl.wrappers import task_features
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +87,10 @@ class RL2Config(TrialConfig):
     value_time_input: bool = dataclasses.field(
         default=True, metadata={"help": "give the value head (only) the fraction of the trial elapsed"}
     )
+    value_task_input: bool = dataclasses.field(
+        default=False, metadata={"help": "give the value head (only) the training task's parameters "
+                                         "(an asymmetric critic; the policy never sees them)"}
+    )
     reward_scale: float = dataclasses.field(default=1.0, metadata={"help": "multiply rewards by this for learning"})
     sample_eval: bool = dataclasses.field(default=True, metadata={"help": "sample actions in evaluation (else the mode)"})
     env_device: EnvDevice = env_device_field()
@@ -110,9 +115,11 @@ class RL2Net(nn.Module):
     (hidden state or KV cache) spans the trial."""
 
     def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: int, cell: CellKind,
-                 value_time: bool = False, max_len: int = 128, layers: int = 2, heads: int = 4):
+                 value_time: bool = False, max_len: int = 128, layers: int = 2, heads: int = 4,
+                 task_dim: int = 0):
         super().__init__()
         self.value_time = value_time
+        self.task_dim = task_dim
         self.input_dim = obs_dim + act_dim + 2
         self.dist = ActionDistribution(discrete)
         self.rnn = make_cell(cell, self.input_dim, hidden, max_len=max_len, layers=layers, heads=heads)
@@ -120,28 +127,38 @@ class RL2Net(nn.Module):
         # Near the end of a trial a state's value shrinks with the steps left; a value head
         # that must infer the step from the recurrent state pulls the shared trunk towards
         # counting time, so it is given the elapsed fraction (the policy never sees it).
-        self.v = (nn.Sequential(nn.Linear(hidden + 1, hidden), nn.Tanh(), nn.Linear(hidden, 1))
-                  if value_time else nn.Linear(hidden, 1))
+        # With the task's parameters as well (``task_dim``), the head estimates the return of
+        # the rest of the trial in the task actually drawn rather than averaged over what the
+        # history leaves possible: a lower-variance baseline for exploratory actions, whose
+        # pay-off arrives many steps later. The policy's gradient stays unbiased, since the
+        # task is drawn before and independently of the action being scored.
+        extra = int(value_time) + task_dim
+        self.v = (nn.Sequential(nn.Linear(hidden + extra, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+                  if extra else nn.Linear(hidden, 1))
         nn.init.orthogonal_(self.pi.weight, 0.01)
         nn.init.zeros_(self.pi.bias)
         self.log_std = nn.Parameter(torch.full((act_dim,), -0.5)) if not discrete else None
 
-    def forward(self, x: torch.Tensor, state: Any = None,
-                elapsed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    def forward(self, x: torch.Tensor, state: Any = None, elapsed: torch.Tensor | None = None,
+                task: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """Action-distribution parameters (:mod:`metarl.rl.distributions`) and value for a
         ``[T, N, input]`` sequence following ``state`` (``None``: the trial starts with it), and
         the cell's state after it.
 
         ``elapsed`` (``[T, N, 1]``, the fraction of the trial elapsed) feeds the value head
-        when the net was built with ``value_time``.
+        when the net was built with ``value_time``; ``task`` (``[T or 1, N, task_dim]``, the
+        tasks' parameters) when it was built with ``task_dim``. Either missing reads as zeros:
+        evaluation needs no value.
         """
         feat, state = self.rnn(x, state)
+        lead = feat.shape[:-1]
+        inputs = [feat]
         if self.value_time:
-            if elapsed is None:
-                elapsed = torch.zeros(*feat.shape[:-1], 1, device=feat.device)
-            value = self.v(torch.cat([feat, elapsed.expand(*feat.shape[:-1], 1)], dim=-1))
-        else:
-            value = self.v(feat)
+            inputs.append(torch.zeros(*lead, 1, device=feat.device) if elapsed is None else elapsed.expand(*lead, 1))
+        if self.task_dim:
+            inputs.append(torch.zeros(*lead, self.task_dim, device=feat.device) if task is None
+                          else task.expand(*lead, self.task_dim))
+        value = self.v(torch.cat(inputs, dim=-1) if len(inputs) > 1 else feat)
         head = self.pi(feat)
         if self.log_std is not None:
             head = self.dist.gaussian_params(head, self.log_std)
@@ -162,6 +179,8 @@ class RL2Policy:
         self.obs_dim, self.act_dim = self.codec.obs_dim, self.codec.act_dim
         self.state: Any = None
         self.x: torch.Tensor | None = None
+        self.task: torch.Tensor | None = None
+        """The trial's task parameters ``[N, task_dim]`` for the value head (training only)."""
         self.last: dict[str, torch.Tensor] = {}
 
     def begin_trial(self, num_envs: int) -> None:
@@ -182,7 +201,8 @@ class RL2Policy:
         units), log-probability and value, ``[N, ...]`` each, for training."""
         x = self.write_obs(obs)
         elapsed = torch.full((1, 1, 1), self.t / self.horizon, device=self.device)
-        head, value, self.state = self.net(x[None], self.state, elapsed)
+        task = None if self.task is None else self.task[None]
+        head, value, self.state = self.net(x[None], self.state, elapsed, task)
         self.t += 1
         action, logp = self.net.dist.sample(head[0], self.generator, greedy=self.greedy)
         self.last = {"x": x.clone(), "actions": action, "logp": logp, "values": value[0]}
@@ -235,7 +255,8 @@ class RL2(TrialAgent):
         with torch_seeded(seed):
             self.net = RL2Net(space_dim(self.obs_space), space_dim(self.act_space), discrete,
                               config.hidden_size, config.cell, config.value_time_input, max_len=self._horizon(),
-                              layers=config.transformer_layers, heads=config.transformer_heads).to(self.device)
+                              layers=config.transformer_layers, heads=config.transformer_heads,
+                              task_dim=self._task_dim()).to(self.device)
         self.streams = TrainingStreams(seed, self.device, world().rank)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
         self.task_rng, self.env_rng, self.generator = self.streams.task_rng, self.streams.env_rng, self.streams.generator
@@ -257,14 +278,29 @@ class RL2(TrialAgent):
     def _horizon(self) -> int:
         return self.episodes_per_trial() * self.family.max_episode_steps
 
+    def _task_dim(self) -> int:
+        if not self.config.value_task_input:
+            return 0
+        try:
+            return int(task_features(self.family.default_task()).shape[0])
+        except TypeError as err:
+            raise UsageError(f"--value-task-input needs numeric task parameters: {err}") from None
+
     def _collect(self) -> Trials:
         """Run one trial in each of this process's share of ``num_trials`` fresh training tasks,
-        recording every step."""
+        recording every step (and, for ``value_task_input``, the tasks' parameters as
+        ``records["task"]``, ``[1, N, task_dim]``)."""
         tasks = self.family.sample_tasks(self.config.num_trials, "train", self.task_rng)
-        self.env.set_tasks(tasks[own_slice(self.config.num_trials)])
+        own = tasks[own_slice(self.config.num_trials)]
+        self.env.set_tasks(own)
         policy = RL2Policy(self.net, self.obs_space, self.act_space, self.device, self.generator, self._horizon())
-        return collect(self.env, policy, self.episodes_per_trial(), self.family.max_episode_steps,
-                       seed=int(self.env_rng.integers(2**31)), record=lambda: policy.last, device=self.device)
+        if self.config.value_task_input:
+            policy.task = torch.as_tensor(np.stack([task_features(t) for t in own]), device=self.device)
+        trials = collect(self.env, policy, self.episodes_per_trial(), self.family.max_episode_steps,
+                         seed=int(self.env_rng.integers(2**31)), record=lambda: policy.last, device=self.device)
+        if policy.task is not None:
+            trials.records["task"] = policy.task[None]
+        return trials
 
     def train_iteration(self) -> IterationStats:
         self.net.train()
@@ -300,7 +336,8 @@ class RL2(TrialAgent):
         for _ in range(cfg.epochs):
             perm = torch.randperm(n, device=self.device, generator=self.generator)
             for mb in perm.chunk(cfg.minibatches):
-                head, v, _ = self.net(batch["x"][:, mb], None, elapsed)
+                task = batch["task"][:, mb] if "task" in batch else None
+                head, v, _ = self.net(batch["x"][:, mb], None, elapsed, task)
                 mask = active[:, mb]
                 logp = self.net.dist.log_prob(head, batch["actions"][:, mb])
                 entropy = self.net.dist.entropy(head)

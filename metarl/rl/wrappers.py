@@ -117,8 +117,8 @@ def task_features(task: Any) -> np.ndarray:
         elif isinstance(value, (bool, int, float, np.number)):
             values.append(float(value))
         else:
-            raise TypeError(f"task field value {value!r} of {type(task).__name__} is not a number: an oracle "
-                            "observation needs numeric task parameters")
+            raise TypeError(f"task field value {value!r} of {type(task).__name__} is not a number: task "
+                            "features (an oracle's observation, a critic's input) need numeric task parameters")
 
     if not isinstance(task, Task):
         raise TypeError(f"expected a task (a metarl.core.task.Task), got {type(task).__name__}")

@@ -54,6 +54,39 @@ def test_update_recomputes_exactly_what_the_rollout_computed(cell):
     assert batch["x"][1:, :, -1].eq(1).all(), "the done flag of each finished episode is an input"
 
 
+def test_task_critic_sees_each_trials_task_and_the_policy_never_does():
+    family = metarl.make_family("metarl/Bandit-v0", k=3, n=6)
+    agent = RL2(RL2Config(num_trials=16, total_env_steps=10_000, value_task_input=True), family, seed=0)
+    batch = agent._collect().records
+    probs = torch.tensor([t.probs for t in agent.env.tasks], dtype=torch.float32)
+    torch.testing.assert_close(batch["task"], probs[None])  # [1, trials, 3]: once per trial, not per step
+    elapsed = (torch.arange(6, dtype=torch.float32) / 6).view(6, 1, 1)
+    with torch.no_grad():
+        head, values, _ = agent.net(batch["x"], None, elapsed, batch["task"])
+        other_head, other_values, _ = agent.net(batch["x"], None, elapsed, 1 - batch["task"])
+    torch.testing.assert_close(values, batch["values"], rtol=1e-5, atol=1e-5)  # the update's values are the rollout's
+    torch.testing.assert_close(head, other_head, rtol=0, atol=0)
+    assert not torch.allclose(values, other_values)
+    stats = agent.update(agent._collect())
+    assert np.isfinite(stats.scalars["train/value_loss"])
+
+
+def test_task_critic_refuses_tasks_without_numeric_parameters(monkeypatch):
+    import dataclasses
+
+    from metarl.core.errors import UsageError
+    from metarl.envs.bandit import BanditTask
+
+    @dataclasses.dataclass(frozen=True)
+    class Labelled(BanditTask):
+        label: str = "left"
+
+    family = metarl.make_family("metarl/Bandit-v0", k=2, n=4)
+    monkeypatch.setattr(type(family), "default_task", lambda self: Labelled((0.5, 0.5)))
+    with pytest.raises(UsageError, match="--value-task-input needs numeric task parameters.*'left'"):
+        RL2(RL2Config(num_trials=4, total_env_steps=32, value_task_input=True), family, seed=0)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "transformer"])
 def test_other_cells_and_continuous_heads_run(cell):
     family = metarl.make_family("metarl/Bandit-v0", k=2, n=4)

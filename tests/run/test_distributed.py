@@ -30,10 +30,10 @@ from metarl.run.checkpoint import CHECKPOINT
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def rl2_agent() -> RL2:
+def rl2_agent(task_critic: bool = False) -> RL2:
     # One minibatch: with several, each process permutes its own trials (as DDP does), so the
     # minibatches are drawn differently from one process's.
-    config = RL2Config(num_trials=8, minibatches=1, epochs=2, hidden_size=16, lr=1e-2)
+    config = RL2Config(num_trials=8, minibatches=1, epochs=2, hidden_size=16, lr=1e-2, value_task_input=task_critic)
     return RL2(config, BanditFamily(k=3, n=6), seed=3)
 
 
@@ -58,8 +58,8 @@ def shard_rollout(ro: Rollout, part: slice) -> Rollout:
 def params_after(algo: str, data: Any) -> list[torch.Tensor]:
     """Build the agent (same seed: same initial parameters), take one update on ``data`` (this
     process's share of it under data parallelism), return its parameters."""
-    if algo == "rl2":
-        agent = rl2_agent()
+    if algo.startswith("rl2"):
+        agent = rl2_agent(task_critic=algo == "rl2-task")
         agent.update(shard_trials(data, own_slice(agent.config.num_trials)))
         return [p.detach().clone() for p in agent.net.parameters()]
     pg = maml_pg_agent(algo.split("-")[1])
@@ -71,8 +71,8 @@ def params_after(algo: str, data: Any) -> list[torch.Tensor]:
 
 def one_process_step(algo: str) -> tuple[Any, list[torch.Tensor]]:
     """The full meta-batch collected once, and the parameters after one process's update on it."""
-    if algo == "rl2":
-        agent = rl2_agent()
+    if algo.startswith("rl2"):
+        agent = rl2_agent(task_critic=algo == "rl2-task")
         data: Any = agent._collect()
     else:
         pg = maml_pg_agent(algo.split("-")[1])
@@ -94,7 +94,7 @@ def _worker(rank: int, size: int, store: str, algo: str, payload: str, out: str)
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("algo", ["rl2", "maml_pg-trpo", "maml_pg-ppo"])
+@pytest.mark.parametrize("algo", ["rl2", "rl2-task", "maml_pg-trpo", "maml_pg-ppo"])
 def test_two_processes_take_the_one_process_step(tmp_path: Path, algo: str) -> None:
     data, expected = one_process_step(algo)
     payload = tmp_path / "payload.pt"
